@@ -1,0 +1,41 @@
+# Praesidia portal — the commands a newcomer needs. See README.md.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.installed
+
+.PHONY: run test install fuzz bench screenshots clean-db help
+
+help:
+	@echo "make run          start the portal on http://127.0.0.1:8000 (embedded PostgreSQL + demo org)"
+	@echo "make test         run the whole test suite (real PostgreSQL, SMTP and browser)"
+	@echo "make fuzz         the property-based suites with many more examples"
+	@echo "make bench        seed a large dataset and write bench/results.md"
+	@echo "make screenshots  regenerate docs/screenshots/*.png"
+	@echo "make clean-db     delete the embedded development database (.portal/)"
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/portal dev --host 127.0.0.1 --port 8000
+
+test: $(STAMP)
+	$(BIN)/pytest
+
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest -m "not browser" tests
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.run
+
+screenshots: $(STAMP)
+	PORTAL_SCREENSHOTS=docs/screenshots $(BIN)/pytest tests/browser -k screenshots
+
+clean-db:
+	rm -rf .portal

@@ -1,0 +1,91 @@
+"""The Litestar application: routes, middleware, CSRF, error pages, lifespan."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
+
+from litestar import Litestar, Router
+from litestar.config.csrf import CSRFConfig
+from litestar.di import Provide
+from litestar.logging import LoggingConfig
+from litestar.static_files import create_static_files_router
+
+from portal import domains
+from portal.config import ROOT, Settings, get_settings
+from portal.db import engine as db
+from portal.tenancy.context import OrgContextMiddleware, provide_org, required_permission
+from portal.web.auth import SessionMiddleware
+from portal.web.errors import EXCEPTION_HANDLERS
+from portal.web.security import add_security_headers
+
+ORG_PREFIX = "/orgs/{slug:str}"
+
+
+def collect_routes() -> tuple[list, list]:
+    top, org = [], []
+    for name in domains.ROUTE_MODULES:
+        module = importlib.import_module(name)
+        top += getattr(module, "ROUTES", [])
+        org += getattr(module, "ORG_ROUTES", [])
+    return top, org
+
+
+def create_app(settings: Settings | None = None, *, manage_pool: bool = True) -> Litestar:
+    settings = settings or get_settings()
+    top, org = collect_routes()
+    for handler in org:
+        required_permission(handler)  # refuse to start with an org route that names no permission
+
+    org_router = Router(
+        path=ORG_PREFIX,
+        route_handlers=org,
+        middleware=[OrgContextMiddleware],
+        dependencies={"org": Provide(provide_org, sync_to_thread=False)},
+    )
+    static = create_static_files_router(path="/static", directories=[ROOT / "static"], include_in_schema=False)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        if manage_pool:
+            db.bind(settings.database_url)
+            await db.start_pool(settings.db_pool_size)
+        try:
+            yield
+        finally:
+            if manage_pool:
+                await db.close_pool()
+
+    app = Litestar(
+        route_handlers=[*top, org_router, static],
+        middleware=[SessionMiddleware],
+        csrf_config=CSRFConfig(
+            secret=settings.secret_key,
+            cookie_name="portal_csrf",
+            cookie_secure=settings.secure_cookies,
+            cookie_httponly=True,
+            cookie_samesite="lax",
+            header_name="x-csrftoken",
+        ),
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        before_send=[add_security_headers],
+        lifespan=[lifespan],
+        openapi_config=None,
+        logging_config=LoggingConfig(
+            root={"level": "INFO", "handlers": ["queue_listener"]},
+            loggers={"portal": {"level": "INFO", "propagate": True}},
+            log_exceptions="never",
+        ),
+        debug=False,
+    )
+    app.state.settings = settings
+    app.state.secure = settings.secure_cookies
+    return app
+
+
+def asgi() -> Litestar:
+    """Factory for ASGI servers (`uvicorn --factory portal.app:asgi`)."""
+    logging.basicConfig(level=logging.INFO)
+    return create_app()

@@ -1,0 +1,70 @@
+"""Writing audit events — always in the transaction of the change they describe.
+
+The table is append-only for the application role (no UPDATE or DELETE grants).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from uuid import UUID
+
+from portal.tenancy.context import OrgContext
+from portal.tenancy.scope import TenantScope
+
+_INSERT = """
+INSERT INTO audit_event
+    (org_id, actor_id, actor_email, action, target_type, target_id, target_label, before, after, ip)
+VALUES ({org}, $1, $2, $3, $4, $5, $6, $7::jsonb, $8::jsonb, $9)
+"""
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, default=str, sort_keys=True)
+
+
+async def record_as(
+    scope: TenantScope,
+    *,
+    actor_id: UUID | None,
+    actor_email: str | None,
+    ip: str,
+    action: str,
+    target: tuple[str, Any, str] | None = None,
+    before: Any = None,
+    after: Any = None,
+) -> None:
+    target_type, target_id, target_label = target if target else (None, None, None)
+    await scope.execute(
+        _INSERT,
+        actor_id,
+        actor_email,
+        action,
+        target_type,
+        str(target_id) if target_id is not None else None,
+        (target_label or "")[:320] or None,
+        _json(before),
+        _json(after),
+        ip[:64] if ip else None,
+    )
+
+
+async def record(
+    ctx: OrgContext,
+    action: str,
+    *,
+    target: tuple[str, Any, str] | None = None,
+    before: Any = None,
+    after: Any = None,
+) -> None:
+    """Record ``action`` by the request's actor in the request's org."""
+    await record_as(
+        ctx.scope,
+        actor_id=ctx.user_id,
+        actor_email=ctx.user_email,
+        ip=ctx.ip,
+        action=action,
+        target=target,
+        before=before,
+        after=after,
+    )

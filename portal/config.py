@@ -1,0 +1,120 @@
+"""Settings, read once from the environment.
+
+Every variable is documented in README.md ("Configuration"). Nothing here is read per request.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(RuntimeError):
+    pass
+
+
+def _duration(name: str, default: str) -> timedelta:
+    """Parse '7d', '24h', '30m', '45s' or a plain number of seconds."""
+    raw = os.environ.get(name, default).strip().lower()
+    units = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+    try:
+        if raw and raw[-1] in units:
+            return timedelta(seconds=float(raw[:-1]) * units[raw[-1]])
+        return timedelta(seconds=float(raw))
+    except ValueError as exc:
+        raise ConfigError(f"{name}={raw!r} is not a duration like 7d, 24h, 30m or 3600") from exc
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name, str(default))
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name}={raw!r} is not an integer") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    migrate_database_url: str
+    secret_key: str
+    base_url: str
+    smtp_url: str | None
+    mail_from: str
+    data_dir: Path
+    export_rate: int
+    invite_ttl: timedelta
+    export_ttl: timedelta
+    session_idle: timedelta
+    session_absolute: timedelta
+    dev: bool
+    db_pool_size: int
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.base_url.startswith("https://")
+
+    @property
+    def app_db_role(self) -> str:
+        """The login role the application connects as (the user part of DATABASE_URL)."""
+        return urlsplit(self.database_url).username or ""
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.data_dir / "outbox"
+
+
+def load_settings() -> Settings:
+    dev = os.environ.get("PORTAL_DEV", "") == "1"
+    data_dir = Path(os.environ.get("PORTAL_DATA_DIR", str(ROOT / ".portal"))).resolve()
+    database_url = os.environ.get("DATABASE_URL", "")
+    if not database_url:
+        raise ConfigError(
+            "DATABASE_URL is not set. `make run` starts an embedded PostgreSQL and sets it for you; "
+            "in production point it at the application's login role (see README, Deployment)."
+        )
+    secret_key = os.environ.get("SECRET_KEY", "")
+    if not secret_key:
+        if not dev:
+            raise ConfigError("SECRET_KEY is required outside dev mode (PORTAL_DEV=1).")
+        secret_key = "dev-only-secret-key-do-not-use-in-production"
+    if len(secret_key) < 16:
+        raise ConfigError("SECRET_KEY must be at least 16 characters.")
+    return Settings(
+        database_url=database_url,
+        migrate_database_url=os.environ.get("MIGRATE_DATABASE_URL", "") or database_url,
+        secret_key=secret_key,
+        base_url=os.environ.get("BASE_URL", "http://127.0.0.1:8000").rstrip("/"),
+        smtp_url=os.environ.get("SMTP_URL") or None,
+        mail_from=os.environ.get("MAIL_FROM", "Praesidia <no-reply@praesidia.localhost>"),
+        data_dir=data_dir,
+        export_rate=_int("EXPORT_RATE", 3),
+        invite_ttl=_duration("INVITE_TTL", "7d"),
+        export_ttl=_duration("EXPORT_TTL", "24h"),
+        session_idle=_duration("SESSION_IDLE_TIMEOUT", "8h"),
+        session_absolute=_duration("SESSION_MAX_AGE", "14d"),
+        dev=dev,
+        db_pool_size=_int("DB_POOL_SIZE", 10),
+    )
+
+
+_settings: Settings | None = None
+
+
+def get_settings() -> Settings:
+    global _settings
+    if _settings is None:
+        _settings = load_settings()
+    return _settings
+
+
+def set_settings(settings: Settings | None) -> None:
+    """Replace the process settings (tests and the CLI)."""
+    global _settings
+    _settings = settings

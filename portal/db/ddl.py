@@ -1,0 +1,30 @@
+"""Helpers for hand-written migrations: raw SQL and the one RLS policy form we use."""
+
+from __future__ import annotations
+
+from piccolo.engine import engine_finder
+
+# The tenant of the current transaction. set_config(..., true) makes it transaction-local; after the
+# transaction it reads '' rather than NULL, hence NULLIF before the cast.
+CURRENT_ORG = "NULLIF(current_setting('app.org_id', true), '')::uuid"
+CURRENT_USER = "NULLIF(current_setting('app.user_id', true), '')::uuid"
+
+
+async def execute(sql: str) -> None:
+    """Run one or more statements on the migration's transaction connection."""
+    engine = engine_finder()
+    tx = engine.current_transaction.get()
+    if tx is None:  # pragma: no cover - migrations always run in a transaction
+        raise RuntimeError("migration SQL must run inside the migration transaction")
+    await tx.connection.execute(sql)
+
+
+def tenant_rls(table: str) -> str:
+    """Enable and force RLS on a tenant table, with the single org-isolation policy."""
+    return f"""
+    ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;
+    ALTER TABLE {table} FORCE ROW LEVEL SECURITY;
+    CREATE POLICY tenant_isolation ON {table}
+        USING (org_id = {CURRENT_ORG})
+        WITH CHECK (org_id = {CURRENT_ORG});
+    """

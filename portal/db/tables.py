@@ -1,0 +1,119 @@
+"""Core tables: accounts, sessions, organizations, memberships, billing settings, audit events.
+
+The DDL lives in ``migrations/`` (hand-written SQL, including RLS and constraints Piccolo cannot
+express); these classes describe the same tables for queries. ``tests/test_inventory.py`` checks
+the two agree.
+"""
+
+from __future__ import annotations
+
+from piccolo.columns import (
+    JSONB,
+    UUID,
+    Boolean,
+    ForeignKey,
+    Integer,
+    BigInt,
+    Text,
+    Timestamptz,
+    Varchar,
+)
+from piccolo.columns.defaults.timestamptz import TimestamptzNow
+from piccolo.table import Table
+
+from portal.db.registry import global_table, tenant_table
+
+ROLES = ("owner", "billing_admin", "compliance_officer", "member")
+
+
+@global_table("Accounts exist before and across organizations; reached only via the user's own session or a membership.")
+class User(Table, tablename="app_user"):
+    id = UUID(primary_key=True)
+    email = Varchar(length=320, unique=True)  # stored lower-cased
+    name = Varchar(length=200)
+    password_hash = Text()
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+@global_table("Server-side sessions belong to a user, not to an organization.")
+class UserSession(Table, tablename="user_session"):
+    id = UUID(primary_key=True)
+    token_hash = Varchar(length=64, unique=True)
+    user_id = ForeignKey(references=User, null=False, index=True)
+    created_at = Timestamptz(default=TimestamptzNow())
+    last_seen_at = Timestamptz(default=TimestamptzNow())
+    revoked_at = Timestamptz(null=True, default=None)
+    ip = Varchar(length=64, null=True, default=None)
+    user_agent = Varchar(length=300, null=True, default=None)
+
+
+@global_table("Sign-in throttling counts attempts per email and per client before any organization is known.")
+class LoginAttempt(Table, tablename="login_attempt"):
+    id = UUID(primary_key=True)
+    email = Varchar(length=320)
+    ip = Varchar(length=64)
+    succeeded = Boolean(default=False)
+    at = Timestamptz(default=TimestamptzNow())
+
+
+@global_table("Per-client rate-limit hits for public endpoints (invite landing, password reset).")
+class RateHit(Table, tablename="rate_hit"):
+    id = UUID(primary_key=True)
+    bucket = Varchar(length=200)
+    at = Timestamptz(default=TimestamptzNow())
+
+
+@global_table("The tenant itself: the org row is what tenant rows point at; it holds no other org's data.")
+class Organization(Table, tablename="organization"):
+    id = UUID(primary_key=True)
+    slug = Varchar(length=40, unique=True)
+    name = Varchar(length=100)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+@global_table("Platform-level record that an org was deleted; written as the org's rows disappear.")
+class DeletionReceipt(Table, tablename="deletion_receipt"):
+    id = UUID(primary_key=True)
+    org_id = UUID()  # no foreign key: the org is gone
+    slug = Varchar(length=40)
+    name = Varchar(length=100)
+    deleted_by = UUID(null=True)
+    deleted_by_email = Varchar(length=320)
+    deleted_at = Timestamptz(default=TimestamptzNow())
+    row_counts = JSONB()
+
+
+@tenant_table
+class Membership(Table, tablename="membership"):
+    id = UUID(primary_key=True)
+    org_id = ForeignKey(references=Organization, null=False, index=True)
+    user_id = ForeignKey(references=User, null=False, index=True)
+    role = Varchar(length=32)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+@tenant_table
+class BillingSettings(Table, tablename="billing_settings"):
+    id = UUID(primary_key=True)
+    org_id = ForeignKey(references=Organization, null=False, unique=True)
+    plan = Varchar(length=20, default="free")
+    billing_email = Varchar(length=320, null=True, default=None)
+    seat_limit = Integer(default=25)
+    spend_cap_cents = BigInt(null=True, default=None)
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+@tenant_table
+class AuditEvent(Table, tablename="audit_event"):
+    id = UUID(primary_key=True)
+    org_id = ForeignKey(references=Organization, null=False)
+    actor_id = UUID(null=True)
+    actor_email = Varchar(length=320, null=True)
+    action = Varchar(length=64)
+    target_type = Varchar(length=40, null=True)
+    target_id = Varchar(length=64, null=True)
+    target_label = Varchar(length=320, null=True)
+    before = JSONB(null=True)
+    after = JSONB(null=True)
+    ip = Varchar(length=64, null=True)
+    created_at = Timestamptz(default=TimestamptzNow())

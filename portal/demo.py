@@ -1,0 +1,49 @@
+"""`portal demo`: a realistic demo organization, created once (running it again changes nothing)."""
+
+from __future__ import annotations
+
+from portal.accounts import service as accounts
+from portal.audit import service as audit
+from portal.db import engine as db
+from portal.orgs import service as orgs
+from portal.tenancy import scope as tenancy
+
+DEMO_PASSWORD = "praesidia-demo"
+DEMO_OWNER = ("dana@acme.example", "Dana Whitfield")
+DEMO_PEOPLE = [
+    ("bilal@acme.example", "Bilal Haddad", "billing_admin"),
+    ("chen@acme.example", "Chen Wei", "compliance_officer"),
+    ("ines@acme.example", "Inès Moreau", "member"),
+    ("kofi@acme.example", "Kofi Mensah", "member"),
+]
+DEMO_ORG = ("Acme AI", "acme")
+# Extra demo content from feature modules: async callables (scope, owner_id, owner_email) -> None.
+DEMO_EXTENSIONS: list = []
+
+
+async def _user(email: str, name: str):
+    async with db.connection() as conn:
+        existing = await conn.fetchval("SELECT id FROM app_user WHERE email = $1", email)
+    return existing or await accounts.signup(email, name, DEMO_PASSWORD)
+
+
+async def load_demo() -> bool:
+    """Create the demo org; return False if it already exists."""
+    async with db.connection() as conn:
+        if await conn.fetchval("SELECT 1 FROM organization WHERE slug = $1", DEMO_ORG[1]):
+            return False
+    owner_id = await _user(*DEMO_OWNER)
+    await orgs.create_org(user_id=owner_id, user_email=DEMO_OWNER[0], name=DEMO_ORG[0], slug=DEMO_ORG[1], ip="127.0.0.1")
+    people = [(await _user(email, name), email, role) for email, name, role in DEMO_PEOPLE]
+    async with db.transaction(user_id=owner_id) as conn:
+        org_id = await conn.fetchval("SELECT id FROM organization WHERE slug = $1", DEMO_ORG[1])
+        scope = await tenancy.enter(org_id)
+        for user_id, email, role in people:
+            await scope.execute("INSERT INTO membership (org_id, user_id, role) VALUES ({org}, $1, $2)", user_id, role)
+            await audit.record_as(
+                scope, actor_id=owner_id, actor_email=DEMO_OWNER[0], ip="127.0.0.1", action="member.joined",
+                target=("membership", user_id, email), after={"role": role},
+            )
+        for extend in DEMO_EXTENSIONS:
+            await extend(scope, owner_id, DEMO_OWNER[0])
+    return True

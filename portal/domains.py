@@ -1,0 +1,21 @@
+"""The feature modules of the portal, in one list.
+
+Each routes module exports ``ROUTES`` (top-level handlers) and may export ``ORG_ROUTES``
+(handlers mounted under ``/orgs/{slug}``, each declaring ``opt={"permission": Perm.X}``).
+Each ``tables`` module registers its tables with ``portal.db.registry``.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+ROUTE_MODULES = [
+    "portal.accounts.routes",
+    "portal.orgs.routes",
+]
+
+TABLE_MODULES: list[str] = [
+]
+
+for _name in TABLE_MODULES:
+    importlib.import_module(_name)

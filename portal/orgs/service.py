@@ -1,0 +1,102 @@
+"""Organizations: creation, slug rules, the dashboard's figures."""
+
+from __future__ import annotations
+
+import re
+from uuid import UUID
+
+import asyncpg
+
+from portal.audit import service as audit
+from portal.db import engine as db
+from portal.errors import Invalid
+from portal.tenancy import scope as tenancy
+from portal.tenancy.context import OrgContext
+from portal.tenancy.permissions import Role
+
+SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,38}[a-z0-9]$")
+RESERVED_SLUGS = frozenset(
+    {
+        "new", "create", "admin", "administrator", "api", "app", "www", "static", "assets", "login",
+        "logout", "signup", "signin", "register", "account", "accounts", "settings", "orgs", "org",
+        "invite", "invites", "help", "support", "billing", "about", "root", "system", "security",
+        "praesidia", "healthz", "status", "docs", "public", "null", "undefined", "me", "you",
+    }
+)
+
+
+def validate_slug(slug: str) -> str | None:
+    if not slug:
+        return "Choose a URL name."
+    if len(slug) < 3 or len(slug) > 40:
+        return "Use 3 to 40 characters."
+    if not SLUG_RE.match(slug):
+        return "Use lowercase letters, digits and hyphens, starting and ending with a letter or digit."
+    if "--" in slug:
+        return "Don't use two hyphens in a row."
+    if slug in RESERVED_SLUGS:
+        return "That name is reserved. Choose another."
+    return None
+
+
+def validate_org_name(name: str) -> str | None:
+    if not name:
+        return "Enter the organization's name."
+    if len(name) > 100:
+        return "Use at most 100 characters."
+    if any(ord(c) < 32 for c in name):
+        return "Names can't contain control characters."
+    return None
+
+
+def suggest_slug(name: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    return re.sub(r"-{2,}", "-", slug)[:40].strip("-")
+
+
+async def create_org(*, user_id: UUID, user_email: str, name: str, slug: str, ip: str) -> str:
+    """Create an org with the creator as owner; return its slug."""
+    name, slug = name.strip(), slug.strip().lower()
+    errors = {k: v for k, v in {"name": validate_org_name(name), "slug": validate_slug(slug)}.items() if v}
+    if errors:
+        raise Invalid("Please correct the highlighted fields.", field_errors=errors)
+    try:
+        async with db.transaction(user_id=user_id) as conn:
+            org_id = await conn.fetchval("INSERT INTO organization (slug, name) VALUES ($1, $2) RETURNING id", slug, name)
+            scope = await tenancy.enter(org_id)
+            await scope.execute("INSERT INTO membership (org_id, user_id, role) VALUES ({org}, $1, 'owner')", user_id)
+            await scope.execute("INSERT INTO billing_settings (org_id) VALUES ({org})")
+            await audit.record_as(
+                scope, actor_id=user_id, actor_email=user_email, ip=ip, action="org.created",
+                target=("organization", org_id, name), after={"name": name, "slug": slug},
+            )
+    except asyncpg.UniqueViolationError:
+        raise Invalid("Please correct the highlighted fields.", field_errors={"slug": "That URL is already taken."}) from None
+    return slug
+
+
+# Figures shown on the dashboard: label, SQL counting one tenant table. Domains add theirs here.
+DASHBOARD_COUNTS: list[tuple[str, str, str]] = [
+    ("members", "Members", "SELECT count(*) FROM membership WHERE org_id = {org}"),
+]
+
+
+async def dashboard(ctx: OrgContext) -> dict:
+    selects = ", ".join(f"({sql}) AS {key}" for key, _, sql in DASHBOARD_COUNTS)
+    counts = dict(await ctx.scope.fetchrow(f"SELECT {selects}"))
+    recent = []
+    if ctx.can("audit.view"):
+        recent = await ctx.scope.fetch(
+            """SELECT action, actor_email, target_label, created_at FROM audit_event
+               WHERE org_id = {org} ORDER BY created_at DESC, id DESC LIMIT 8"""
+        )
+    owner = await ctx.scope.fetchrow(
+        """SELECT u.name, u.email FROM membership m JOIN app_user u ON u.id = m.user_id
+           WHERE m.org_id = {org} AND m.role = 'owner'"""
+    )
+    return {
+        "counts": [(label, counts[key], key) for key, label, _ in DASHBOARD_COUNTS],
+        "recent": recent,
+        "owner": owner,
+        "is_owner": ctx.role == Role.OWNER,
+    }

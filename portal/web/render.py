@@ -1,0 +1,120 @@
+"""Rendering pages and htmx fragments, and redirecting after a successful POST.
+
+Full pages extend ``layout.html``; a fragment is a named block of the same template, rendered
+alone for htmx requests (jinja2-fragments), so there is one template per page, not two.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2_fragments import render_block
+from litestar import Request, Response
+from litestar.utils.empty import value_or_default
+from litestar.utils.scope.state import ScopeState
+from litestar.status_codes import HTTP_200_OK, HTTP_303_SEE_OTHER
+
+from portal.config import ROOT
+from portal.tenancy.permissions import ASSIGNABLE_ROLES, ROLE_LABELS, Perm, Role
+from portal.web import flash
+
+env = Environment(
+    loader=FileSystemLoader(str(ROOT / "templates")),
+    autoescape=select_autoescape(["html", "xml", "txt"], default=True),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+env.globals.update(Perm=Perm, Role=Role, ROLE_LABELS=ROLE_LABELS, ASSIGNABLE_ROLES=ASSIGNABLE_ROLES)
+
+
+def _fmt_dt(value: Any, fmt: str = "%Y-%m-%d %H:%M UTC") -> str:
+    return value.strftime(fmt) if value else ""
+
+
+env.filters["dt"] = _fmt_dt
+env.filters["date"] = lambda v: _fmt_dt(v, "%Y-%m-%d")
+env.filters["role_label"] = lambda r: ROLE_LABELS.get(Role(r), r) if r in Role._value2member_map_ else r
+env.filters["urlencode_params"] = lambda d: urlencode({k: v for k, v in d.items() if v not in (None, "")})
+
+
+def is_htmx(request: Request) -> bool:
+    return request.headers.get("hx-request") == "true"
+
+
+def csrf_token(request: Request) -> str:
+    return value_or_default(ScopeState.from_scope(request.scope).csrf_token, "")
+
+
+def base_context(request: Request, extra: dict[str, Any]) -> dict[str, Any]:
+    ctx: dict[str, Any] = {
+        "request": request,
+        "user": request.scope.get("user"),
+        "org": request.scope.get("state", {}).get("org"),
+        "csrf_token": csrf_token(request),
+        "path": request.url.path,
+    }
+    ctx.update(extra)
+    return ctx
+
+
+async def page(
+    request: Request,
+    template: str,
+    *,
+    status: int = HTTP_200_OK,
+    block: str | None = None,
+    message: str | None = None,
+    category: str = "success",
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> Response:
+    """Render ``template``; for htmx requests with ``block``, just that block.
+
+    ``message`` shows a flash message: on a full page in the flash area, on a fragment as an
+    out-of-band swap of the same area.
+    """
+    from portal.tenancy.context import user_orgs  # late: avoids an import cycle
+
+    fragment = block is not None and is_htmx(request)
+    ctx = base_context(request, extra)
+    flashes: list[tuple[str, str]] = []
+    had_cookie = flash.COOKIE in request.cookies
+    if not fragment:
+        flashes = flash.pop_flashes(request)
+        if ctx["user"] is not None and "my_orgs" not in ctx:
+            ctx["my_orgs"] = await user_orgs(ctx["user"].id)
+    if message:
+        flashes.append((category, message))
+    ctx["flashes"] = flashes
+    if fragment:
+        html = render_block(env, template, block, ctx)
+        if message:
+            html += env.get_template("_components/flash.html").render(ctx | {"oob": True})
+    else:
+        html = env.get_template(template).render(ctx)
+    response = Response(html, status_code=status, media_type="text/html", headers={"Vary": "HX-Request", **(headers or {})})
+    if had_cookie and not fragment:
+        response.set_cookie(flash.clear_cookie())
+    return response
+
+
+def redirect(request: Request, url: str, message: str | None = None, category: str = "success") -> Response:
+    """Post/Redirect/Get: 303 for browsers, ``HX-Redirect`` for htmx (which would follow a 303 itself)."""
+    if is_htmx(request):
+        response = Response("", status_code=HTTP_200_OK, headers={"HX-Redirect": url, "Vary": "HX-Request"})
+    else:
+        response = Response("", status_code=HTTP_303_SEE_OTHER, headers={"Location": url, "Vary": "HX-Request"})
+    if message:
+        response.set_cookie(flash.flash_cookie(message, category))
+    return response
+
+
+def safe_next(target: str | None, default: str = "/orgs") -> str:
+    """Only local paths: no scheme, no host, no protocol-relative or backslash tricks."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return default
+    if any(c in target for c in "\r\n\t\x00") or len(target) > 2000:
+        return default
+    return target
