@@ -55,7 +55,7 @@ CREATE TABLE organization (
 
 CREATE TABLE deletion_receipt (
     id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
-    org_id uuid NOT NULL,
+    deleted_org_id uuid NOT NULL,  -- deliberately not "org_id": this row is not tenant data
     slug varchar(40) NOT NULL,
     name varchar(100) NOT NULL,
     deleted_by uuid,

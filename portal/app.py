@@ -33,9 +33,10 @@ def collect_routes() -> tuple[list, list]:
     return top, org
 
 
-def create_app(settings: Settings | None = None, *, manage_pool: bool = True) -> Litestar:
+def create_app(settings: Settings | None = None, *, manage_pool: bool = True, extra_routes: list | None = None) -> Litestar:
     settings = settings or get_settings()
     top, org = collect_routes()
+    top = [*top, *(extra_routes or [])]
     for handler in org:
         required_permission(handler)  # refuse to start with an org route that names no permission
 

@@ -7,6 +7,7 @@ import asyncio
 import os
 import signal
 import sys
+from pathlib import Path
 
 from portal.config import ROOT, ConfigError, load_settings, set_settings
 
@@ -75,10 +76,10 @@ def cmd_dev(args) -> None:
 
     cluster = None
     if not os.environ.get("DATABASE_URL"):
-        data = ROOT / ".portal"
+        data = Path(os.environ.get("PORTAL_DATA_DIR", str(ROOT / ".portal")))
         cluster = devdb.Cluster(data / "pg", DEV_PG_PORT)
         fresh = not cluster.initialized
-        print(f"portal: {'creating' if fresh else 'reusing'} the embedded PostgreSQL cluster in .portal/pg (port {DEV_PG_PORT})")
+        print(f"portal: {'creating' if fresh else 'reusing'} the embedded PostgreSQL cluster in {data / 'pg'} (port {DEV_PG_PORT})")
         cluster.init()
         cluster.start()
         app_url, owner_url = asyncio.run(cluster.bootstrap())
@@ -103,7 +104,7 @@ def cmd_dev(args) -> None:
     finally:
         if cluster is not None:
             cluster.stop()
-            print("portal: embedded PostgreSQL stopped (data kept in .portal/pg)")
+            print(f"portal: embedded PostgreSQL stopped (data kept in {cluster.root})")
 
 
 def cmd_admin(args) -> None:
@@ -119,12 +120,10 @@ def cmd_admin(args) -> None:
                 for r in rows:
                     print(f"{r['email']}\t{r['name']}\t{r['created_at']:%Y-%m-%d}")
             else:
-                rows = await conn.fetch(
-                    """SELECT o.slug, o.name, count(m.id) AS members FROM organization o
-                       LEFT JOIN membership m ON m.org_id = o.id GROUP BY o.id ORDER BY o.slug"""
-                )
+                # Organizations only: tenant tables stay behind RLS even for the owner role.
+                rows = await conn.fetch("SELECT slug, name, created_at FROM organization ORDER BY slug")
                 for r in rows:
-                    print(f"{r['slug']}\t{r['name']}\t{r['members']} members")
+                    print(f"{r['slug']}\t{r['name']}\t{r['created_at']:%Y-%m-%d}")
         finally:
             await conn.close()
 

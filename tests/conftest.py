@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import os
 import random
 import re
@@ -20,6 +21,8 @@ from argon2 import PasswordHasher
 from portal import clock
 from portal.config import load_settings, set_settings
 from tests.pg import TestDatabase
+
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 PASSWORD = "correct-horse-battery-staple"
 # Hashing is deliberately slow; factories reuse one hash (cheap parameters, same algorithm).

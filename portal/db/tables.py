@@ -74,7 +74,7 @@ class Organization(Table, tablename="organization"):
 @global_table("Platform-level record that an org was deleted; written as the org's rows disappear.")
 class DeletionReceipt(Table, tablename="deletion_receipt"):
     id = UUID(primary_key=True)
-    org_id = UUID()  # no foreign key: the org is gone
+    deleted_org_id = UUID()  # no foreign key: the org is gone
     slug = Varchar(length=40)
     name = Varchar(length=100)
     deleted_by = UUID(null=True)

@@ -52,5 +52,20 @@ async def dashboard(request: Request, org: NamedDependency[OrgContext]) -> Respo
     return await page(request, "orgs/dashboard.html", **await service.dashboard(org))
 
 
+@get("/settings", opt={"permission": Perm.MANAGE_ORG})
+async def settings_page(request: Request, org: NamedDependency[OrgContext]) -> Response:
+    return await page(request, "orgs/settings.html", form={"name": org.org.name}, errors={})
+
+
+@post("/settings", opt={"permission": Perm.MANAGE_ORG}, status_code=303)
+async def settings_save(request: Request, org: NamedDependency[OrgContext]) -> Response:
+    form = await read_form(request)
+    try:
+        await service.rename_org(org, field(form, "name"))
+    except Invalid as exc:
+        return await page(request, "orgs/settings.html", status=HTTP_422_UNPROCESSABLE_ENTITY, form=form, errors=exc.field_errors)
+    return redirect(request, f"/orgs/{org.org.slug}/settings", "Settings saved.")
+
+
 ROUTES = [home, healthz, org_list, org_create]
-ORG_ROUTES = [dashboard]
+ORG_ROUTES = [dashboard, settings_page, settings_save]

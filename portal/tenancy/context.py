@@ -72,6 +72,8 @@ _LOCK = "SELECT role FROM membership WHERE id = $1 FOR SHARE"
 
 def required_permission(route_handler: Any) -> Perm:
     perm = route_handler.opt.get("permission")
+    if perm is None and route_handler.http_methods == {"OPTIONS"}:
+        return Perm.VIEW  # Litestar's automatic OPTIONS answer (204 + Allow): members only
     if not isinstance(perm, Perm):
         raise RuntimeError(f"org route {route_handler} declares no permission")
     return perm

@@ -10,9 +10,6 @@ PUBLIC_ROUTES: frozenset[str] = frozenset(
         "/healthz",
         "/signup",
         "/login",
-        "/forgot-password",
-        "/reset-password/{token}",
-        "/invites/{token}",
         "/static/{file_path}",
     }
 )

@@ -1,0 +1,165 @@
+"""Accounts and sessions: sign-up, sign-in, sign-out, fixation, replay, timeouts, throttling."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from portal import clock
+from tests.conftest import PASSWORD, Client, text_of, unique
+
+
+async def signup(client, email=None, name="Ada Lovelace", password="a-long-password-1"):
+    email = email or f"{unique('ada')}@example.test"
+    return email, await client.post("/signup", {"email": email, "name": name, "password": password})
+
+
+async def test_signup_signs_in_and_lands_on_the_org_list(client):
+    email, r = await signup(client)
+    assert r.status_code == 303 and r.headers["location"] == "/orgs"
+    page = await client.get("/orgs")
+    assert page.status_code == 200
+    assert "Create an organization" in page.text and "Ada Lovelace" in page.text
+
+
+async def test_signup_rejects_bad_input_with_messages(client):
+    _, r = await signup(client, email="not-an-email", name="", password="short")
+    assert r.status_code == 422
+    body = text_of(r)
+    assert "Enter a valid email address" in body and "Enter your name" in body and "at least 10 characters" in body
+
+
+async def test_signup_with_a_taken_email_explains(client, make_user):
+    user = await make_user()
+    _, r = await signup(client, email=user.email.upper())
+    assert r.status_code == 422 and "already exists" in r.text
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    data=st.fixed_dictionaries(
+        {},
+        optional={
+            "email": st.one_of(st.text(max_size=400), st.emails()),
+            "name": st.text(max_size=300),
+            "password": st.text(max_size=300),
+            "next": st.text(max_size=50),
+        },
+    )
+)
+async def test_signup_fuzz_never_500(app, data):
+    """Malformed, huge, unicode and missing input: 303 or 422 with the security headers, never 500."""
+    c = Client(app)
+    r = await c.post("/signup", data)
+    assert r.status_code in (303, 422), (data, r.status_code)
+    assert r.headers["X-Content-Type-Options"] == "nosniff"
+    await c.aclose()
+
+
+async def test_login_with_wrong_password_or_unknown_email_gives_one_generic_error(client, make_user):
+    user = await make_user()
+    r1 = await client.post("/login", {"email": user.email, "password": "wrong-password"})
+    r2 = await client.post("/login", {"email": "nobody@example.test", "password": "wrong-password"})
+    assert r1.status_code == r2.status_code == 422
+    assert "Incorrect email or password." in r1.text and "Incorrect email or password." in r2.text
+
+
+async def test_login_redirects_only_to_local_paths(client, make_user):
+    user = await make_user()
+    for evil in ("https://evil.example/", "//evil.example/x", "/\\evil.example", "javascript:alert(1)"):
+        c = Client(client.http._transport.app)
+        r = await c.post("/login", {"email": user.email, "password": PASSWORD, "next": evil})
+        assert r.status_code == 303 and r.headers["location"] == "/orgs", evil
+        await c.aclose()
+    r = await client.post("/login", {"email": user.email, "password": PASSWORD, "next": "/account"})
+    assert r.headers["location"] == "/account"
+
+
+async def test_login_is_throttled_per_email(app, make_user):
+    user = await make_user()
+    c = Client(app)
+    for _ in range(5):
+        assert (await c.post("/login", {"email": user.email, "password": "nope-nope-nope"})).status_code == 422
+    r = await c.post("/login", {"email": user.email, "password": PASSWORD})
+    assert r.status_code == 429 and int(r.headers["Retry-After"]) > 0
+    assert "Too many sign-in attempts" in r.text
+    # another address from another client is unaffected
+    other = await make_user()
+    c2 = Client(app)
+    assert (await c2.post("/login", {"email": other.email, "password": PASSWORD})).status_code == 303
+    await c.aclose()
+    await c2.aclose()
+
+
+async def test_session_fixation_planted_cookie_is_replaced_and_dead(app, make_user, su):
+    from portal.accounts import sessions
+
+    user = await make_user()
+    attacker_token = await sessions.create(user.id)  # a session the attacker knows
+    victim = Client(app)
+    victim.http.cookies.set(sessions.COOKIE, attacker_token, domain="testserver.local")
+    r = await victim.post("/login", {"email": user.email, "password": PASSWORD})
+    assert r.status_code == 303
+    new_token = r.cookies.get(sessions.COOKIE)
+    assert new_token and new_token != attacker_token
+    # the planted id no longer works
+    attacker = Client(app)
+    attacker.http.cookies.set(sessions.COOKIE, attacker_token, domain="testserver.local")
+    assert (await attacker.get("/orgs")).status_code == 303
+    # the stored value is a hash, not the cookie
+    assert await su.fetchval("SELECT count(*) FROM user_session WHERE token_hash = $1", new_token) == 0
+    await victim.aclose()
+    await attacker.aclose()
+
+
+async def test_cookie_flags(client, make_user):
+    user = await make_user()
+    r = await client.post("/login", {"email": user.email, "password": PASSWORD})
+    cookie = next(v for k, v in r.headers.multi_items() if k == "set-cookie" and v.startswith("portal_session="))
+    assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Path=/" in cookie
+
+
+async def test_sign_out_kills_the_session_server_side(client_for, make_user, app):
+    from portal.accounts import sessions
+
+    user = await make_user()
+    c = await client_for(user)
+    token = c.http.cookies.get(sessions.COOKIE)
+    assert (await c.get("/orgs")).status_code == 200
+    r = await c.post("/logout")
+    assert r.status_code == 303
+    replay = Client(app)
+    replay.http.cookies.set(sessions.COOKIE, token, domain="testserver.local")
+    assert (await replay.get("/orgs")).status_code == 303
+    await replay.aclose()
+
+
+async def test_sign_out_everywhere(client_for, make_user):
+    user = await make_user()
+    a, b = await client_for(user), await client_for(user)
+    r = await a.post("/account/sign-out-everywhere")
+    assert r.status_code == 303
+    assert (await b.get("/orgs")).status_code == 303
+    assert (await a.get("/orgs")).status_code == 303
+
+
+async def test_idle_and_absolute_timeouts_are_enforced_server_side(client_for, make_user):
+    user = await make_user()
+    c = await client_for(user)
+    clock.advance(timedelta(hours=7, minutes=59))
+    assert (await c.get("/orgs")).status_code == 200  # touched: idle timer restarts
+    clock.advance(timedelta(hours=7, minutes=59))
+    assert (await c.get("/orgs")).status_code == 200
+    clock.advance(timedelta(hours=8, minutes=1))
+    assert (await c.get("/orgs")).status_code == 303  # idle too long
+
+    clock.reset()
+    c2 = await client_for(user)
+    hours = 0
+    while hours < 24 * 15:  # active every 7 hours, never idle
+        clock.advance(timedelta(hours=7))
+        hours += 7
+        if (await c2.get("/orgs")).status_code == 303:
+            break
+    assert 24 * 14 <= hours < 24 * 14 + 7  # cut off at the 14-day absolute lifetime
