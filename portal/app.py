@@ -50,12 +50,19 @@ def create_app(settings: Settings | None = None, *, manage_pool: bool = True, ex
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        worker = None
         if manage_pool:
             db.bind(settings.database_url)
             await db.start_pool(settings.db_pool_size)
+            from portal.exports.worker import ExportWorker  # builds export archives in the background
+
+            worker = ExportWorker()
+            worker.start()
         try:
             yield
         finally:
+            if worker is not None:
+                await worker.stop()  # before the pool closes: a running export is handed back
             if manage_pool:
                 await db.close_pool()
 

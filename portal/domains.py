@@ -12,9 +12,11 @@ import importlib
 ROUTE_MODULES = [
     "portal.accounts.routes",
     "portal.orgs.routes",
+    "portal.exports.routes",
 ]
 
 TABLE_MODULES: list[str] = [
+    "portal.exports.tables",
 ]
 
 for _name in TABLE_MODULES:

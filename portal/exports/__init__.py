@@ -1,0 +1,1 @@
+"""Organization data exports: background-built ZIP archives, stored chunked in PostgreSQL."""

@@ -1,0 +1,53 @@
+"""Data export pages: request an export, watch it build, download the archive."""
+
+from __future__ import annotations
+
+import base64
+
+from litestar import Request, Response, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath
+from litestar.response import Stream
+
+from portal.exports import service
+from portal.tenancy.context import OrgContext
+from portal.tenancy.permissions import Perm
+from portal.web.render import page, redirect
+
+
+@get("/exports", opt={"permission": Perm.EXPORT})
+async def export_list(request: Request, org: NamedDependency[OrgContext]) -> Response:
+    return await page(request, "exports/index.html", **await service.exports_page(org))
+
+
+@post("/exports", opt={"permission": Perm.EXPORT}, status_code=303)
+async def export_request(request: Request, org: NamedDependency[OrgContext]) -> Response:
+    await service.request_export(org)  # TooManyRequests → 429 page (or message) with Retry-After
+    return redirect(
+        request, f"/orgs/{org.org.slug}/exports", "Export requested. It is being prepared; this page shows its progress."
+    )
+
+
+@get("/exports/{export_id:str}", opt={"permission": Perm.EXPORT})
+async def export_status(request: Request, org: NamedDependency[OrgContext], export_id: FromPath[str]) -> Response:
+    """The export's row: polled by htmx while the export builds; a page of its own otherwise."""
+    return await page(request, "exports/job.html", block="row", job=await service.get_job(org, export_id))
+
+
+@get("/exports/{export_id:str}/download", opt={"permission": Perm.EXPORT, "streaming": True})
+async def export_download(org: NamedDependency[OrgContext], export_id: FromPath[str]) -> Stream:
+    job = await service.open_download(org, export_id)
+    return Stream(
+        service.archive_chunks(org.scope, job["id"]),
+        media_type="application/zip",
+        headers={
+            "Content-Disposition": f'attachment; filename="{job["filename"]}"',
+            "Content-Length": str(job["size_bytes"]),
+            # RFC 9530: lets a client check the download against the archive's SHA-256.
+            "Repr-Digest": f"sha-256=:{base64.b64encode(bytes.fromhex(job['sha256'])).decode()}:",
+        },
+    )
+
+
+ROUTES: list = []
+ORG_ROUTES = [export_list, export_request, export_status, export_download]
