@@ -13,6 +13,7 @@ ROUTE_MODULES = [
     "portal.accounts.routes",
     "portal.orgs.routes",
     "portal.exports.routes",
+    "portal.orgs.deletion_routes",
 ]
 
 TABLE_MODULES: list[str] = [

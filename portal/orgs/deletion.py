@@ -1,0 +1,68 @@
+"""Deleting an organization: everything it owns goes, in one transaction; a receipt stays.
+
+The owner confirms with the org's URL name and their password. In the request's transaction the
+org row is locked ``FOR UPDATE`` (new rows of the org — every tenant insert takes a key-share lock
+on it — and concurrent renames or deletions wait), the org's rows are counted table by table
+through its scope, a ``deletion_receipt`` (a global, append-only table) records who deleted what
+and how much, and the organization row is deleted: every tenant table cascades from it, so
+members, teams, resources, invites, the audit log and stored export archives go with it.
+"""
+
+from __future__ import annotations
+
+import json
+
+from portal.accounts.passwords import verify_password
+from portal.db import engine as db
+from portal.db import registry
+from portal.errors import Invalid, NotFound
+from portal.tenancy.context import OrgContext
+from portal.tenancy.scope import TenantScope
+
+_LOCK_ORG = "SELECT slug, name FROM organization WHERE id = $1 FOR UPDATE"
+_PASSWORD = "SELECT password_hash FROM app_user WHERE id = $1"
+_RECEIPT = """
+INSERT INTO deletion_receipt (deleted_org_id, slug, name, deleted_by, deleted_by_email, row_counts)
+VALUES ($1, $2, $3, $4, $5, $6::jsonb)
+RETURNING id
+"""
+_DELETE_ORG = "DELETE FROM organization WHERE id = $1"
+
+
+async def row_counts(scope: TenantScope) -> dict[str, int]:
+    """How many rows the org has in every tenant table (the scope filters; RLS agrees)."""
+    registry.load_all()
+    counts: dict[str, int] = {}
+    for name in sorted(registry.TENANT_TABLES):
+        # Table names come from the registry (our own class definitions), never from input.
+        counts[name] = int(await scope.fetchval(f'SELECT count(*) FROM "{name}" WHERE org_id = {{org}}'))
+    return counts
+
+
+async def delete_org(ctx: OrgContext, *, confirm: str, password: str) -> str:
+    """Delete the org of ``ctx``; return its name. ``Invalid`` (nothing changed) if the typed
+    URL name or the password is wrong."""
+    conn = db.current_connection()
+    errors: dict[str, str] = {}
+    if not confirm:
+        errors["confirm"] = f"Type {ctx.org.slug} to confirm."
+    elif confirm != ctx.org.slug:
+        errors["confirm"] = f"That doesn't match. Type {ctx.org.slug} exactly."
+    # Always verify (same cost whether or not the confirmation matched).
+    password_ok = await verify_password(await conn.fetchval(_PASSWORD, ctx.user_id), password)
+    if not password:
+        errors["password"] = "Enter your password."
+    elif not password_ok:
+        errors["password"] = "That password isn't right."
+    if errors:
+        raise Invalid("The organization was not deleted.", field_errors=errors)
+
+    org = await conn.fetchrow(_LOCK_ORG, ctx.org.id)
+    if org is None:  # deleted by a concurrent request while we waited for the lock
+        raise NotFound()
+    counts = await row_counts(ctx.scope)
+    await conn.fetchval(
+        _RECEIPT, ctx.org.id, org["slug"], org["name"], ctx.user_id, ctx.user_email, json.dumps(counts, sort_keys=True)
+    )
+    await conn.execute(_DELETE_ORG, ctx.org.id)
+    return org["name"]
