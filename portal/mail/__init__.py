@@ -1,0 +1,37 @@
+"""Outgoing mail: one ``send(Mail)`` over two real backends.
+
+* SMTP (``SMTP_URL`` set): aiosmtplib, with implicit TLS, STARTTLS and authentication.
+* Outbox (no ``SMTP_URL``): each message becomes an ``.eml`` file in ``PORTAL_DATA_DIR/outbox/``
+  and its link is logged, so a development setup can follow every email without a mail server.
+
+The backend is chosen from the settings at send time. Failures raise ``MailError`` with a short,
+human-readable reason (never a credential), which callers may show to the people concerned.
+"""
+
+from __future__ import annotations
+
+from portal.mail.message import Mail, MailError, build_message, render_mail
+
+__all__ = ["Mail", "MailError", "build_message", "render_mail", "send", "backend_name"]
+
+
+def backend_name() -> str:
+    from portal.config import get_settings
+
+    return "smtp" if get_settings().smtp_url else "outbox"
+
+
+async def send(mail: Mail) -> None:
+    """Deliver ``mail`` now, or raise ``MailError``."""
+    from portal.config import get_settings
+
+    settings = get_settings()
+    message = build_message(mail, settings.mail_from)
+    if settings.smtp_url:
+        from portal.mail import smtp
+
+        await smtp.send(message, smtp.SmtpTarget.parse(settings.smtp_url))
+    else:
+        from portal.mail import outbox
+
+        await outbox.write(message, mail, settings.outbox_dir)
