@@ -47,3 +47,8 @@ async def load_demo() -> bool:
         for extend in DEMO_EXTENSIONS:
             await extend(scope, owner_id, DEMO_OWNER[0])
     return True
+
+
+from portal.invites.service import demo_invite  # noqa: E402  (a feature's demo content)
+
+DEMO_EXTENSIONS.append(demo_invite)

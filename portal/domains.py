@@ -12,6 +12,7 @@ import importlib
 ROUTE_MODULES = [
     "portal.accounts.routes",
     "portal.orgs.routes",
+    "portal.members.routes",
     "portal.exports.routes",
     "portal.orgs.deletion_routes",
 ]

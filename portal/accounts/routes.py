@@ -71,7 +71,9 @@ async def login(request: Request) -> Response:
 @post("/logout", status_code=303)
 async def logout(request: Request) -> Response:
     await sessions.revoke(request.scope["user"].session_id)
-    response = redirect(request, "/login", "You have signed out.")
+    # `next`: the invite landing's "sign out and continue" comes back to the invite.
+    form = await read_form(request)
+    response = redirect(request, safe_next(form.get("next"), "/login"), "You have signed out.")
     response.set_cookie(sessions.clear_cookie())
     return response
 

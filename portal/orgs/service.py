@@ -78,6 +78,12 @@ async def create_org(*, user_id: UUID, user_email: str, name: str, slug: str, ip
 # Figures shown on the dashboard: label, SQL counting one tenant table. Domains add theirs here.
 DASHBOARD_COUNTS: list[tuple[str, str, str]] = [
     ("members", "Members", "SELECT count(*) FROM membership WHERE org_id = {org}"),
+    (
+        "invites",
+        "Pending invites",
+        "SELECT count(*) FROM invite WHERE org_id = {org} AND accepted_at IS NULL AND revoked_at IS NULL"
+        " AND superseded_at IS NULL AND expires_at > now()",
+    ),
 ]
 
 

@@ -11,5 +11,6 @@ PUBLIC_ROUTES: frozenset[str] = frozenset(
         "/signup",
         "/login",
         "/static/{file_path}",
+        "/invites/{token}",  # the invite landing (GET); accepting needs a session
     }
 )

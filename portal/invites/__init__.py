@@ -1,0 +1,1 @@
+"""Invites: emailed, role-scoped, single-use links into an organization (SPEC §3)."""

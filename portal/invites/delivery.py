@@ -1,0 +1,106 @@
+"""Emailing an invite after its transaction has committed.
+
+The org middleware commits an org request only after the handler has returned (and Litestar runs
+a response's ``BackgroundTask`` *inside* that call, i.e. before the commit). So the handler starts
+a background task instead, and the task's first step waits for the creating transaction to end:
+that transaction holds the org row ``FOR NO KEY UPDATE`` (``service._lock_org``), and the task
+asks for it ``FOR SHARE``. Once granted, the invite row is either committed — and the mail goes
+out — or rolled back, revoked or replaced, and nothing is sent.
+
+The outcome lands on the row: ``last_sent_at`` on success, ``send_error`` (a short reason, shown
+to the owner) on failure. The token is held only in memory here; if delivery fails it is dropped,
+and a resend makes a new one.
+"""
+
+from __future__ import annotations
+
+import logging
+from uuid import UUID
+
+from portal import clock, mail
+from portal.db import engine as db
+from portal.invites.service import PENDING, Outgoing, hash_token, invite_link, valid_for
+from portal.mail import background
+from portal.tenancy import scope as tenancy
+from portal.tenancy.permissions import ROLE_LABELS, Role
+
+log = logging.getLogger("portal.invites")
+
+LOCK_WAIT = "30s"  # longer than any org request should ever hold its transaction
+
+_FOR_MAIL = f"""
+SELECT i.email, i.role, i.expires_at, o.name AS org_name, u.name AS inviter_name, u.email AS inviter_email
+FROM invite i
+JOIN organization o ON o.id = i.org_id
+LEFT JOIN app_user u ON u.id = i.invited_by
+WHERE i.org_id = {{org}} AND i.id = $1 AND i.token_hash = $2 AND i.{PENDING.replace(" AND ", " AND i.")}
+"""
+
+
+def schedule(outgoing: Outgoing) -> None:
+    """Email ``outgoing`` once the current request's transaction has committed."""
+    background.spawn(
+        deliver(outgoing),
+        what=f"invite delivery {outgoing.invite_id}",
+        key=(outgoing.org_id, outgoing.invite_id),
+    )
+
+
+async def settle(org_id: UUID, invite_id: UUID | None = None, timeout: float = 3.0) -> None:
+    """Give this process's deliveries for the org (or one invite) a moment to finish, so a page
+    opened right after inviting shows "sent" or "not delivered" rather than "sending"."""
+    keys = [k for k in background.running_keys() if isinstance(k, tuple) and k[0] == org_id and (invite_id is None or k[1] == invite_id)]
+    await background.settle(keys, timeout)
+
+
+def compose(row, token: str) -> mail.Mail:
+    role_label = ROLE_LABELS[Role(row["role"])]
+    inviter = row["inviter_name"] or "A teammate"
+    context = {
+        "inviter_name": inviter,
+        "inviter_email": row["inviter_email"],
+        "email": row["email"],
+        "org_name": row["org_name"],
+        "role_label": role_label,
+        "link": invite_link(token),
+        "expires_at": row["expires_at"],
+        "valid_for": valid_for(row["expires_at"]),
+    }
+    text, html = mail.render_mail("invite", **context)
+    return mail.Mail(
+        to=row["email"],
+        subject=f"{inviter} invited you to join {row['org_name']} on Praesidia",
+        text=text,
+        html=html,
+        kind="invite",
+        link=context["link"],
+    )
+
+
+async def deliver(outgoing: Outgoing) -> None:
+    token_hash = hash_token(outgoing.token)
+    async with db.transaction() as conn:
+        await conn.execute("SELECT set_config('lock_timeout', $1, true)", LOCK_WAIT)
+        # Wait for the creating transaction (it holds this row FOR NO KEY UPDATE until it ends).
+        await conn.execute("SELECT 1 FROM organization WHERE id = $1 FOR SHARE", outgoing.org_id)
+        scope = await tenancy.enter(outgoing.org_id)
+        row = await scope.fetchrow(_FOR_MAIL, outgoing.invite_id, token_hash)
+    if row is None:
+        log.info("invite %s not emailed: rolled back, revoked or replaced before delivery", outgoing.invite_id)
+        return
+    error = None
+    try:
+        await mail.send(compose(row, outgoing.token))
+    except mail.MailError as exc:
+        error = exc.reason
+        log.warning("invite %s to %s not delivered: %s", outgoing.invite_id, row["email"], error)
+    async with db.transaction():
+        scope = await tenancy.enter(outgoing.org_id)
+        await scope.execute(
+            """UPDATE invite SET send_error = $2::varchar,
+                   last_sent_at = CASE WHEN $2::varchar IS NULL THEN $3 ELSE last_sent_at END
+               WHERE org_id = {org} AND id = $1""",
+            outgoing.invite_id,
+            error,
+            clock.now(),
+        )

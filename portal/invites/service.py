@@ -1,0 +1,406 @@
+"""Invites: the owner's side (create, resend, revoke, list) and the invitee's (landing, accept).
+
+Tokens are ``secrets.token_urlsafe(32)`` (256 random bits). Only their SHA-256 is stored; the
+token itself lives in the email alone, and in memory until that email is handed to the mail
+backend (``portal.invites.delivery``). A dead invite — expired, revoked, accepted, replaced by a
+resend, of a deleted org, or no invite at all — is one indistinguishable ``DeadInvite``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from portal import clock
+from portal.accounts.service import normalize_email, validate_email
+from portal.audit import service as audit
+from portal.config import get_settings
+from portal.db import engine as db
+from portal.errors import Conflict, Forbidden, Invalid, NotFound, TooManyRequests
+from portal.invites import ratelimit
+from portal.tenancy import scope as tenancy
+from portal.tenancy.context import OrgContext
+from portal.tenancy.permissions import ASSIGNABLE_ROLES, Role
+
+TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")  # exactly what token_urlsafe(32) produces
+INVITES_PER_HOUR = 20  # per org, resends included: each one sends an email
+PUBLIC_HITS = 60  # landing + accept requests per client and window
+PUBLIC_WINDOW = timedelta(minutes=10)
+# A fresh invite without a delivery outcome yet is "sending"; after this, the process that was to
+# send it has evidently gone away, and the owner is told to resend.
+SENDING_GRACE = timedelta(minutes=2)
+_ROLES = {r.value for r in ASSIGNABLE_ROLES}
+
+PENDING = "accepted_at IS NULL AND revoked_at IS NULL AND superseded_at IS NULL"
+
+
+class DeadInvite(NotFound):
+    """Expired, revoked, used, superseded, of a deleted org, or never existed: one answer."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "This invite is no longer valid. It may have expired, been revoked or replaced by a newer one, "
+            "or already been used. Ask the person who invited you to send a new invite."
+        )
+
+
+class WrongAccount(Forbidden):
+    """Signed in as someone other than the invited address; the invite stays usable."""
+
+    def __init__(self, invite: dict[str, Any]):
+        super().__init__(f"This invite is for {invite['email']}.")
+        self.invite = invite
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """An invite to email once its transaction has committed. Holds the only copy of the token."""
+
+    org_id: UUID
+    invite_id: UUID
+    email: str
+    token: str = ""
+
+    def __repr__(self) -> str:  # never let the token reach a log line
+        return f"Outgoing(org_id={self.org_id}, invite_id={self.invite_id}, email={self.email!r})"
+
+
+@dataclass(frozen=True)
+class Accepted:
+    org_slug: str
+    org_name: str
+    role: str
+    already_member: bool
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token() -> tuple[str, str]:
+    token = secrets.token_urlsafe(32)
+    return token, hash_token(token)
+
+
+def invite_link(token: str) -> str:
+    return f"{get_settings().base_url}/invites/{token}"
+
+
+def valid_for(until: datetime, now: datetime | None = None) -> str:
+    """ "7 days", "23 hours", "5 minutes": how long a link remains valid, for people."""
+    seconds = max(0.0, (until - (now or clock.now())).total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            n = math.floor(seconds / size + 0.02)  # 6 d 23 h 59 m 59 s still reads "7 days"
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    return "less than a minute"
+
+
+def parse_id(raw: str) -> UUID:
+    try:
+        return UUID(raw)
+    except (ValueError, TypeError, AttributeError):
+        raise NotFound() from None
+
+
+# -- the owner's side (inside the org request transaction) ---------------------------------------
+
+async def _lock_org(ctx: OrgContext) -> None:
+    """Serialize invite creation per org (seat limit, rate limit). NO KEY UPDATE does not block
+    inserts that merely reference the org; the delivery task waits on this lock (see delivery)."""
+    await db.current_connection().execute("SELECT 1 FROM organization WHERE id = $1 FOR NO KEY UPDATE", ctx.org.id)
+
+
+async def _check_rate(ctx: OrgContext, now: datetime) -> None:
+    row = await ctx.scope.fetchrow(
+        "SELECT count(*) AS n, min(created_at) AS oldest FROM invite WHERE org_id = {org} AND created_at > $1",
+        now - timedelta(hours=1),
+    )
+    if row["n"] >= INVITES_PER_HOUR:
+        retry = (row["oldest"] + timedelta(hours=1) - now).total_seconds()
+        raise TooManyRequests(
+            f"This organization has sent {INVITES_PER_HOUR} invites in the last hour, the most we allow. "
+            "Try again a little later.",
+            retry_after=math.ceil(retry),
+        )
+
+
+async def seat_usage(ctx: OrgContext, now: datetime) -> dict[str, Any]:
+    row = await ctx.scope.fetchrow(
+        f"""SELECT (SELECT seat_limit FROM billing_settings WHERE org_id = {{org}}) AS seats,
+                   (SELECT count(*) FROM membership WHERE org_id = {{org}}) AS members,
+                   (SELECT count(*) FROM invite WHERE org_id = {{org}} AND {PENDING} AND expires_at > $1) AS pending""",
+        now,
+    )
+    return dict(row)
+
+
+async def _check_seats(ctx: OrgContext, now: datetime) -> None:
+    usage = await seat_usage(ctx, now)
+    if usage["seats"] is not None and usage["members"] + usage["pending"] >= usage["seats"]:
+        raise Invalid(
+            f"All {usage['seats']} seats are taken ({usage['members']} members, {usage['pending']} pending invites). "
+            "Revoke a pending invite, or raise the seat limit in Billing, before inviting more people."
+        )
+
+
+async def _insert(ctx: OrgContext, email: str, role: str, now: datetime) -> tuple[UUID, datetime, str]:
+    token, token_hash = new_token()
+    row = await ctx.scope.fetchrow(
+        """INSERT INTO invite (org_id, email, role, token_hash, invited_by, created_at, expires_at)
+           VALUES ({org}, $1, $2, $3, $4, $5, $6) RETURNING id, expires_at""",
+        email,
+        role,
+        token_hash,
+        ctx.user_id,
+        now,
+        now + get_settings().invite_ttl,
+    )
+    return row["id"], row["expires_at"], token
+
+
+async def create_invite(ctx: OrgContext, raw_email: str, raw_role: str) -> Outgoing:
+    email = normalize_email(raw_email)
+    errors = {}
+    if message := validate_email(email):
+        errors["email"] = message
+    if raw_role == Role.OWNER:
+        errors["role"] = "Ownership can't be given by invite. Invite them, then transfer ownership in Settings."
+    elif raw_role not in _ROLES:
+        errors["role"] = "Choose a role: Member, Billing admin or Compliance officer."
+    if errors:
+        raise Invalid("Please correct the highlighted fields.", field_errors=errors)
+    now = clock.now()
+    await _lock_org(ctx)
+    if await ctx.scope.fetchval(
+        "SELECT 1 FROM membership m JOIN app_user u ON u.id = m.user_id WHERE m.org_id = {org} AND u.email = $1", email
+    ):
+        raise Invalid(
+            "Please correct the highlighted fields.",
+            field_errors={"email": f"{email} is already a member of {ctx.org.name}."},
+        )
+    pending = await ctx.scope.fetchrow(
+        f"SELECT id, expires_at FROM invite WHERE org_id = {{org}} AND email = $1 AND {PENDING} FOR UPDATE", email
+    )
+    if pending and pending["expires_at"] > now:
+        raise Invalid(
+            "Please correct the highlighted fields.",
+            field_errors={"email": f"{email} already has a pending invite. Resend it from the list below if the email got lost."},
+        )
+    await _check_rate(ctx, now)
+    await _check_seats(ctx, now)
+    if pending:  # expired: retire it, the new invite takes its place
+        await ctx.scope.execute("UPDATE invite SET superseded_at = $2 WHERE org_id = {org} AND id = $1", pending["id"], now)
+    invite_id, expires_at, token = await _insert(ctx, email, raw_role, now)
+    if pending:
+        await ctx.scope.execute("UPDATE invite SET replaced_by = $2 WHERE org_id = {org} AND id = $1", pending["id"], invite_id)
+    await audit.record(
+        ctx,
+        "invite.created",
+        target=("invite", invite_id, email),
+        before={"expired_invite_id": str(pending["id"])} if pending else None,
+        after={"email": email, "role": raw_role, "expires_at": expires_at.isoformat()},
+    )
+    return Outgoing(ctx.org.id, invite_id, email, token)
+
+
+async def _pending_row(ctx: OrgContext, invite_id: UUID, *, lock: bool = False):
+    row = await ctx.scope.fetchrow(
+        "SELECT id, email, role, expires_at, accepted_at, revoked_at, superseded_at FROM invite "
+        "WHERE org_id = {org} AND id = $1" + (" FOR UPDATE" if lock else ""),
+        invite_id,
+    )
+    if row is None:
+        raise NotFound()
+    if row["accepted_at"] or row["revoked_at"] or row["superseded_at"]:
+        what = "accepted" if row["accepted_at"] else "revoked" if row["revoked_at"] else "replaced by a newer invite"
+        raise Conflict(f"The invite for {row['email']} was already {what}. Reload the page to see the current list.")
+    return row
+
+
+async def resend_invite(ctx: OrgContext, raw_id: str) -> Outgoing:
+    """A new token for the same address and role; the old link dies with the old row."""
+    invite_id = parse_id(raw_id)
+    now = clock.now()
+    await _lock_org(ctx)
+    old = await _pending_row(ctx, invite_id, lock=True)
+    await _check_rate(ctx, now)
+    if old["expires_at"] <= now:  # an expired invite holds no seat until it is renewed
+        await _check_seats(ctx, now)
+    await ctx.scope.execute("UPDATE invite SET superseded_at = $2 WHERE org_id = {org} AND id = $1", invite_id, now)
+    new_id, expires_at, token = await _insert(ctx, old["email"], old["role"], now)
+    await ctx.scope.execute("UPDATE invite SET replaced_by = $2 WHERE org_id = {org} AND id = $1", invite_id, new_id)
+    await audit.record(
+        ctx,
+        "invite.resent",
+        target=("invite", new_id, old["email"]),
+        before={"invite_id": str(invite_id), "expires_at": old["expires_at"].isoformat()},
+        after={"invite_id": str(new_id), "role": old["role"], "expires_at": expires_at.isoformat()},
+    )
+    return Outgoing(ctx.org.id, new_id, old["email"], token)
+
+
+async def revoke_invite(ctx: OrgContext, raw_id: str) -> str:
+    invite_id = parse_id(raw_id)
+    row = await _pending_row(ctx, invite_id, lock=True)
+    await ctx.scope.execute(
+        "UPDATE invite SET revoked_at = $2, revoked_by = $3 WHERE org_id = {org} AND id = $1", invite_id, clock.now(), ctx.user_id
+    )
+    await audit.record(
+        ctx, "invite.revoked", target=("invite", invite_id, row["email"]), before={"email": row["email"], "role": row["role"]}
+    )
+    return row["email"]
+
+
+_LIST = """
+SELECT i.id, i.email, i.role, i.created_at, i.expires_at, i.last_sent_at, i.send_error,
+       u.name AS inviter_name, u.email AS inviter_email
+FROM invite i LEFT JOIN app_user u ON u.id = i.invited_by
+WHERE i.org_id = {org} AND i.accepted_at IS NULL AND i.revoked_at IS NULL AND i.superseded_at IS NULL
+"""
+
+
+def _with_status(row: Any, now: datetime) -> dict[str, Any]:
+    invite = dict(row)
+    invite["expired"] = invite["expires_at"] <= now
+    if invite["send_error"]:
+        invite["status"] = "failed"
+    elif invite["last_sent_at"]:
+        invite["status"] = "sent"
+    elif now - invite["created_at"] < SENDING_GRACE:
+        invite["status"] = "sending"
+    else:
+        invite["status"] = "failed"
+        invite["send_error"] = "the email was never handed to the mail server"
+    return invite
+
+
+async def list_invites(ctx: OrgContext) -> dict[str, Any]:
+    now = clock.now()
+    rows = await ctx.scope.fetch(_LIST + " ORDER BY i.created_at DESC, i.email LIMIT 1000")
+    invites = [_with_status(r, now) for r in rows]
+    return {
+        "invites": invites,
+        "seats": await seat_usage(ctx, now),
+        "any_failed": any(i["status"] == "failed" for i in invites),
+        "ttl_text": valid_for(now + get_settings().invite_ttl, now),
+    }
+
+
+async def one_invite(ctx: OrgContext, invite_id: UUID) -> dict[str, Any] | None:
+    """A pending invite of this org for its list row; None once it is no longer pending."""
+    row = await ctx.scope.fetchrow(_LIST + " AND i.id = $1", invite_id)
+    if row is None:
+        if not await ctx.scope.fetchval("SELECT 1 FROM invite WHERE org_id = {org} AND id = $1", invite_id):
+            raise NotFound()
+        return None
+    return _with_status(row, clock.now())
+
+
+# -- the invitee's side (the org comes from the token) ------------------------------------------
+
+_BY_TOKEN = """-- unscoped: one row, found by its token hash under the invite_by_token RLS policy
+SELECT i.id, i.org_id, i.email, i.role, i.expires_at, i.accepted_at, i.revoked_at, i.superseded_at,
+       o.name AS org_name, o.slug AS org_slug, u.name AS inviter_name, u.email AS inviter_email
+FROM invite i
+JOIN organization o ON o.id = i.org_id
+LEFT JOIN app_user u ON u.id = i.invited_by
+WHERE i.token_hash = $1
+"""
+
+
+async def _find(conn: Any, token: str, now: datetime) -> dict[str, Any]:
+    """The live invite for ``token`` in the open transaction, or ``DeadInvite``."""
+    if not TOKEN_RE.match(token):
+        raise DeadInvite()
+    token_hash = hash_token(token)
+    await conn.execute("SELECT set_config('app.invite_hash', $1, true)", token_hash)
+    row = await conn.fetchrow(_BY_TOKEN, token_hash)
+    if row is None or row["accepted_at"] or row["revoked_at"] or row["superseded_at"] or row["expires_at"] <= now:
+        raise DeadInvite()
+    invite = dict(row)
+    invite["token_hash"] = token_hash
+    invite["valid_for"] = valid_for(invite["expires_at"], now)
+    return invite
+
+
+async def check_public_rate(ip: str) -> None:
+    await ratelimit.hit(
+        f"invite:{ip or 'unknown'}",
+        limit=PUBLIC_HITS,
+        window=PUBLIC_WINDOW,
+        message="Too many invite requests from your network. Wait a few minutes and open the link again.",
+    )
+
+
+async def landing(token: str) -> dict[str, Any]:
+    """What the landing page shows; reads only (mail scanners open links)."""
+    async with db.transaction() as conn:
+        return await _find(conn, token, clock.now())
+
+
+async def accept(token: str, *, user_id: UUID, user_email: str, ip: str) -> Accepted:
+    """Accept as the signed-in user: one conditional UPDATE decides, so concurrent accepts of one
+    invite make exactly one membership; the losers see a dead invite."""
+    now = clock.now()
+    async with db.transaction(user_id=user_id) as conn:
+        invite = await _find(conn, token, now)
+        if invite["email"] != normalize_email(user_email):
+            raise WrongAccount(invite)
+        scope = await tenancy.enter(invite["org_id"])
+        taken = await scope.fetchrow(
+            f"""UPDATE invite SET accepted_at = $2, accepted_by = $3
+                WHERE org_id = {{org}} AND token_hash = $1 AND {PENDING} AND expires_at > $2 AND email = $4
+                RETURNING id, role, email""",
+            invite["token_hash"],
+            now,
+            user_id,
+            invite["email"],
+        )
+        if taken is None:
+            raise DeadInvite()
+        joined = await scope.fetchval(
+            """INSERT INTO membership (org_id, user_id, role) VALUES ({org}, $1, $2)
+               ON CONFLICT (org_id, user_id) DO NOTHING RETURNING id""",
+            user_id,
+            taken["role"],
+        )
+        await audit.record_as(
+            scope, actor_id=user_id, actor_email=user_email, ip=ip, action="invite.accepted",
+            target=("invite", taken["id"], taken["email"]), after={"role": taken["role"]},
+        )
+        if joined is not None:
+            await audit.record_as(
+                scope, actor_id=user_id, actor_email=user_email, ip=ip, action="member.joined",
+                target=("membership", user_id, taken["email"]), after={"role": taken["role"], "invite_id": str(taken["id"])},
+            )
+    return Accepted(invite["org_slug"], invite["org_name"], taken["role"], already_member=joined is None)
+
+
+# -- demo data ---------------------------------------------------------------------------------
+
+async def demo_invite(scope: tenancy.TenantScope, owner_id: UUID, owner_email: str) -> None:
+    """`portal demo`: one pending invite. Its token is thrown away unsent, so it says so; a resend
+    from the invites page emails a working link."""
+    now = clock.now()
+    email = "farah@acme.example"
+    invite_id = await scope.fetchval(
+        """INSERT INTO invite (org_id, email, role, token_hash, invited_by, created_at, expires_at, send_error)
+           VALUES ({org}, $1, 'member', $2, $3, $4, $5, $6) RETURNING id""",
+        email,
+        new_token()[1],
+        owner_id,
+        now,
+        now + get_settings().invite_ttl,
+        "demo data: no email was sent",
+    )
+    await audit.record_as(
+        scope, actor_id=owner_id, actor_email=owner_email, ip="127.0.0.1", action="invite.created",
+        target=("invite", invite_id, email), after={"email": email, "role": "member"},
+    )

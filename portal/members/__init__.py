@@ -1,0 +1,1 @@
+"""Membership lifecycle: the members list, role changes, removal, leaving, ownership transfer."""

@@ -1,0 +1,467 @@
+"""Membership lifecycle rules: listing, role change, removal, leaving, ownership transfer.
+
+Concurrency (SPEC §2–§3, SECURITY 10–14). The org middleware already holds the actor's own
+membership ``FOR SHARE`` for every unsafe request, so the actor's role cannot change or vanish
+until this transaction ends: a concurrent demotion either waits for us, or committed before we
+read the role and we were refused. On top of that, every function here locks the rows it changes
+and re-checks its rules on the locked, current versions:
+
+* role change and removal lock the target membership ``FOR UPDATE``;
+* leave deletes the actor's own (already share-locked) row;
+* transfer locks the organization row first, then the owner's and the new owner's memberships
+  ``FOR UPDATE``, demotes the owner, then promotes the new one (the partial unique index
+  ``membership_one_owner`` admits one owner at a time, so the order matters).
+
+The organization row is locked ``FOR NO KEY UPDATE``: it serializes transfers exactly like
+``FOR UPDATE`` (the two conflict with each other and with themselves), but it does not block the
+``FOR KEY SHARE`` locks that foreign-key checks take when a concurrent request inserts a row of
+the org (an audit event, say). With ``FOR UPDATE`` the owner's own concurrent role change would
+wait for our org lock while we wait for its share lock on the owner's membership: a deadlock.
+
+When PostgreSQL still resolves a lock cycle by aborting us (two requests of the same person that
+both hold their membership ``FOR SHARE`` and both want it ``FOR UPDATE``), or a unique index
+refuses a write, the request ends in ``ConcurrentChange`` (409) and nothing is written.
+
+No Litestar here: functions take the ``OrgContext`` and raise domain errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import logging
+import re
+from datetime import datetime, timedelta, timezone
+from typing import Any, Awaitable, Callable
+from uuid import UUID
+
+import asyncpg
+
+from portal import clock
+from portal.accounts.passwords import verify_password
+from portal.audit import service as audit
+from portal.db import engine as db
+from portal.errors import Conflict, Forbidden, Invalid, NotFound, TooManyRequests
+from portal.tenancy.context import OrgContext
+from portal.tenancy.permissions import ASSIGNABLE_ROLES, MATRIX, ROLE_LABELS, Perm, Role
+
+log = logging.getLogger("portal.members")
+
+PAGE_SIZE = 50
+MAX_QUERY = 100
+TRANSFER_CANDIDATES = 50
+REAUTH_WINDOW = timedelta(minutes=15)
+REAUTH_MAX_FAILURES = 5
+
+MEMBER_GONE = "That person is not a member of this organization (any more). Reload the page to see the current members."
+CONCURRENT = (
+    "Someone changed this organization's members at the same moment, so nothing was changed. "
+    "Reload the page and try again."
+)
+OWNER_MUST_TRANSFER = "You are the owner: transfer ownership before leaving."
+
+
+class ConcurrentChange(Conflict):
+    """A lock cycle or a unique index stopped the write; the transaction is already aborted."""
+
+    def __init__(self, message: str = CONCURRENT):
+        super().__init__(message)
+
+
+# -- test seam ---------------------------------------------------------------------------------
+# Tests install an async callable here to hold a request at a named point between its checks and
+# its writes (or to fail there). It is None in production and costs one comparison.
+checkpoint_hook: Callable[[str], Awaitable[None]] | None = None
+
+
+async def _checkpoint(name: str) -> None:
+    if checkpoint_hook is not None:
+        await checkpoint_hook(name)
+
+
+def _race_safe(fn):
+    """Lock cycles and unique violations become a 409, never a 500."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args, **kwargs):
+        try:
+            return await fn(*args, **kwargs)
+        except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError, asyncpg.LockNotAvailableError):
+            log.info("membership change refused: concurrent change (%s)", fn.__name__)
+            raise ConcurrentChange() from None
+        except asyncpg.UniqueViolationError:
+            log.info("membership change refused: unique violation (%s)", fn.__name__)
+            raise ConcurrentChange() from None
+
+    return wrapper
+
+
+# -- parsing -----------------------------------------------------------------------------------
+def parse_member_id(raw: str | None, message: str | None = None) -> UUID:
+    """A membership id from a URL or form: anything that is not a UUID is simply not found."""
+    try:
+        if raw is None or len(raw) > 64:
+            raise ValueError
+        return UUID(raw.strip())
+    except (ValueError, TypeError, AttributeError):
+        raise (NotFound(message) if message else NotFound()) from None
+
+
+def clean_query(raw: str | None) -> str:
+    """A search string: no control characters (PostgreSQL refuses NUL), trimmed, bounded."""
+    if not raw:
+        return ""
+    text = re.sub(r"[\x00-\x1f\x7f]", " ", str(raw))
+    return " ".join(text.split())[:MAX_QUERY]
+
+
+def _like_pattern(q: str) -> str:
+    escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_CURSOR_RE = re.compile(r"^(-?\d{1,20})\.([0-9a-f]{32})$")
+
+
+def encode_cursor(joined_at: datetime, member_id: UUID) -> str:
+    micros = (joined_at - _EPOCH) // timedelta(microseconds=1)
+    return f"{micros}.{member_id.hex}"
+
+
+def decode_cursor(raw: str | None) -> tuple[datetime, UUID] | None:
+    """``None`` for a missing or malformed cursor (the list then starts at the beginning)."""
+    match = _CURSOR_RE.match(raw or "")
+    if not match:
+        return None
+    try:
+        return _EPOCH + timedelta(microseconds=int(match.group(1))), UUID(match.group(2))
+    except (OverflowError, ValueError):
+        return None
+
+
+def grantable(actor_role: Role, role: Role) -> bool:
+    """A role may be granted only by someone who holds every permission it carries (leaving
+    aside "leave", which is the one thing an owner cannot do). Ownership is never granted: it is
+    transferred."""
+    return role != Role.OWNER and (MATRIX[role] - {Perm.LEAVE}) <= MATRIX[actor_role]
+
+
+def _require(ctx: OrgContext, perm: Perm) -> None:
+    # The middleware checked this under the share lock; a second wall costs nothing.
+    if not ctx.can(perm):
+        raise Forbidden("Your role in this organization doesn't allow that.")
+
+
+def _label(row: Any) -> str:
+    return f"{row['name']} <{row['email']}>"
+
+
+# -- reading -----------------------------------------------------------------------------------
+# One statement per page: the page and the total, whatever the org's size.
+#
+# Without a search, the page is an index range scan of membership_org_created_id from the cursor
+# (joined to the user by primary key) and the total an index-only count. With a search, the org's
+# memberships are matched once (emails are stored lower-case; names are compared lower-cased),
+# and the total and the page both come from that one pass.
+_PAGE = """
+SELECT t.total, p.*
+FROM (SELECT count(*) AS total FROM membership WHERE org_id = {org}) t
+LEFT JOIN LATERAL (
+    SELECT m.id, m.user_id, m.role, m.created_at AS joined_at, u.name, u.email
+    FROM membership m JOIN app_user u ON u.id = m.user_id
+    WHERE m.org_id = {org} AND %(cursor)s
+    ORDER BY m.created_at %(dir)s, m.id %(dir)s
+    LIMIT $1
+) p ON true
+"""
+_SEARCH_PAGE = """
+WITH hits AS MATERIALIZED (
+    SELECT m.id, m.user_id, m.role, m.created_at AS joined_at, u.name, u.email
+    FROM membership m JOIN app_user u ON u.id = m.user_id
+    WHERE m.org_id = {org} AND (u.email LIKE $2 OR lower(u.name) LIKE $2)
+)
+SELECT t.total, p.*
+FROM (SELECT count(*) AS total FROM hits) t
+LEFT JOIN LATERAL (
+    SELECT * FROM hits m WHERE %(cursor)s ORDER BY m.joined_at %(dir)s, m.id %(dir)s LIMIT $1
+) p ON true
+"""
+_GET = (
+    "SELECT m.id, m.user_id, m.role, m.created_at AS joined_at, u.name, u.email "
+    "FROM membership m JOIN app_user u ON u.id = m.user_id WHERE m.org_id = {org} AND m.id = $1"
+)
+_LOCK = _GET + " FOR UPDATE OF m"
+
+
+async def list_members(
+    ctx: OrgContext, *, q: str = "", after: str | None = None, before: str | None = None, page_size: int = PAGE_SIZE
+) -> dict:
+    """One page of members in joined order, optionally filtered by part of a name or email."""
+    q = clean_query(q)
+    forward = decode_cursor(after)
+    backward = None if forward else decode_cursor(before)
+    cursor = forward or backward
+    args: list[Any] = [page_size + 1]
+    if q:
+        args.append(_like_pattern(q.lower()))
+    column = "m.joined_at" if q else "m.created_at"
+    condition = "true"
+    if cursor:
+        args += list(cursor)
+        condition = f"({column}, m.id) {'>' if forward else '<'} (${len(args) - 1}, ${len(args)})"
+    template = _SEARCH_PAGE if q else _PAGE
+    sql = template % {"cursor": condition, "dir": "DESC" if backward else "ASC"}
+    result = await ctx.scope.fetch(sql, *args)
+    total = result[0]["total"]
+    rows = [{k: v for k, v in r.items() if k != "total"} for r in result if r["id"] is not None]
+    more = len(rows) > page_size
+    rows = rows[:page_size]
+    if backward:
+        rows.reverse()
+    next_cursor = prev_cursor = None
+    if rows:
+        first = encode_cursor(rows[0]["joined_at"], rows[0]["id"])
+        last = encode_cursor(rows[-1]["joined_at"], rows[-1]["id"])
+        if backward:
+            prev_cursor = first if more else None
+            next_cursor = last
+        else:
+            next_cursor = last if more else None
+            prev_cursor = first if forward else None
+    return {
+        "members": rows,
+        "total": total,
+        "q": q,
+        "next_cursor": next_cursor,
+        "prev_cursor": prev_cursor,
+        "paged": bool(cursor),
+        "can_manage": ctx.can(Perm.MANAGE_MEMBERS),
+    }
+
+
+async def get_member(ctx: OrgContext, member_id: UUID) -> dict | None:
+    row = await ctx.scope.fetchrow(_GET, member_id)
+    return dict(row) if row else None
+
+
+async def removal_preview(ctx: OrgContext, raw_id: str) -> dict:
+    """The member a removal would affect, with the same refusals as the removal itself."""
+    _require(ctx, Perm.MANAGE_MEMBERS)
+    member = await get_member(ctx, parse_member_id(raw_id))
+    if member is None:
+        raise NotFound()
+    _check_target(ctx, member, "remove")
+    return member
+
+
+async def transfer_candidates(ctx: OrgContext, q: str = "", selected: str | None = None) -> dict:
+    """Members who could become the owner, alphabetically; at most ``TRANSFER_CANDIDATES``."""
+    q = clean_query(q)
+    args: list[Any] = []
+    sql = (
+        "SELECT m.id, m.role, u.name, u.email FROM membership m JOIN app_user u ON u.id = m.user_id "
+        "WHERE m.org_id = {org} AND m.role <> 'owner'"
+    )
+    if q:
+        args.append(_like_pattern(q.lower()))
+        sql += " AND (u.email LIKE $1 OR lower(u.name) LIKE $1)"
+    args.append(TRANSFER_CANDIDATES + 1)
+    sql += f" ORDER BY lower(u.name), u.email, m.id LIMIT ${len(args)}"
+    rows = [dict(r) for r in await ctx.scope.fetch(sql, *args)]
+    more = len(rows) > TRANSFER_CANDIDATES
+    rows = rows[:TRANSFER_CANDIDATES]
+    chosen = None
+    if selected:
+        try:
+            chosen_id = UUID(selected.strip()) if len(selected) <= 64 else None
+        except ValueError:
+            chosen_id = None
+        if chosen_id is not None:
+            chosen = next((r for r in rows if r["id"] == chosen_id), None)
+            if chosen is None:
+                member = await get_member(ctx, chosen_id)
+                if member is not None and member["role"] != Role.OWNER:
+                    chosen = member
+                    rows.insert(0, member)
+    return {"candidates": rows, "more": more, "q": q, "selected": chosen["id"] if chosen else None}
+
+
+# -- rules -------------------------------------------------------------------------------------
+def _check_target(ctx: OrgContext, target: dict, action: str) -> None:
+    if target["id"] == ctx.membership_id:
+        if action == "remove":
+            raise Conflict("You can't remove yourself. To hand the organization over, transfer ownership.")
+        raise Conflict("You can't change your own role. To hand the organization over, transfer ownership.")
+    if target["role"] == Role.OWNER:
+        if action == "remove":
+            raise Conflict("The owner can't be removed. The owner must transfer ownership first.")
+        raise Conflict("The owner's role can't be changed. The owner can transfer ownership instead.")
+
+
+def _parse_role(raw: str) -> Role:
+    choices = ", ".join(ROLE_LABELS[r] for r in ASSIGNABLE_ROLES)
+    if raw == Role.OWNER:
+        raise Invalid(
+            "Ownership can't be given by a role change. Use “Transfer ownership” in the organization's settings.",
+            field_errors={"role": "Choose a role other than owner."},
+        )
+    try:
+        role = Role(raw)
+    except ValueError:
+        raise Invalid(f"Choose one of these roles: {choices}.", field_errors={"role": f"Choose one of: {choices}."}) from None
+    return role
+
+
+async def _lock_member(ctx: OrgContext, member_id: UUID, message: str | None = None) -> dict:
+    row = await ctx.scope.fetchrow(_LOCK, member_id)
+    if row is None:
+        raise NotFound(message) if message else NotFound()
+    return dict(row)
+
+
+@_race_safe
+async def change_role(ctx: OrgContext, raw_id: str, raw_role: str) -> tuple[dict, bool]:
+    """Give a non-owner member another non-owner role. Returns (member after, changed?)."""
+    _require(ctx, Perm.MANAGE_MEMBERS)
+    member_id = parse_member_id(raw_id)
+    role = _parse_role(raw_role)
+    if not grantable(ctx.role, role):  # unreachable for the owner; the rule, stated
+        raise Forbidden("You can't grant a role with permissions you don't have.")
+    target = await _lock_member(ctx, member_id)
+    _check_target(ctx, target, "role")
+    if target["role"] == role:
+        return target, False
+    await _checkpoint("role.locked")
+    await ctx.scope.execute("UPDATE membership SET role = $1 WHERE org_id = {org} AND id = $2", role.value, member_id)
+    await audit.record(
+        ctx,
+        "member.role_changed",
+        target=("membership", member_id, _label(target)),
+        before={"role": target["role"]},
+        after={"role": role.value},
+    )
+    return {**target, "role": role.value}, True
+
+
+@_race_safe
+async def remove_member(ctx: OrgContext, raw_id: str) -> dict:
+    """Remove a non-owner member. Their team memberships go with the row (ON DELETE CASCADE);
+    their sessions lose the org on their next request (the membership is read every time)."""
+    _require(ctx, Perm.MANAGE_MEMBERS)
+    member_id = parse_member_id(raw_id)
+    target = await _lock_member(ctx, member_id)
+    _check_target(ctx, target, "remove")
+    await _checkpoint("remove.locked")
+    await ctx.scope.execute("DELETE FROM membership WHERE org_id = {org} AND id = $1", member_id)
+    await audit.record(
+        ctx,
+        "member.removed",
+        target=("membership", member_id, _label(target)),
+        before={"role": target["role"], "user_id": str(target["user_id"]), "email": target["email"]},
+    )
+    return target
+
+
+@_race_safe
+async def leave(ctx: OrgContext) -> None:
+    """The actor leaves the org. The owner can't: they must transfer ownership first."""
+    if ctx.role == Role.OWNER:
+        raise Conflict(OWNER_MUST_TRANSFER)
+    _require(ctx, Perm.LEAVE)
+    me = await _lock_member(ctx, ctx.membership_id)
+    if me["role"] == Role.OWNER:  # cannot happen under the share lock; stated anyway
+        raise Conflict(OWNER_MUST_TRANSFER)
+    await _checkpoint("leave.locked")
+    await ctx.scope.execute("DELETE FROM membership WHERE org_id = {org} AND id = $1", ctx.membership_id)
+    await audit.record(
+        ctx,
+        "member.left",
+        target=("membership", ctx.membership_id, _label(me)),
+        before={"role": me["role"], "user_id": str(me["user_id"]), "email": me["email"]},
+    )
+
+
+# -- transfer ----------------------------------------------------------------------------------
+def _reauth_bucket(user_id: UUID) -> str:
+    return f"reauth:{user_id}"
+
+
+async def _reauth_failures(user_id: UUID) -> int:
+    return await db.current_connection().fetchval(
+        "SELECT count(*) FROM rate_hit WHERE bucket = $1 AND at > $2", _reauth_bucket(user_id), clock.now() - REAUTH_WINDOW
+    )
+
+
+_background: set[asyncio.Task] = set()
+
+
+def _record_reauth_failure(user_id: UUID) -> asyncio.Task:
+    """Count a wrong password. The request's transaction rolls back (the response is a 422), so
+    the hit is written by a task of its own, in a fresh context (no inherited transaction)
+    that never makes the request wait for a second pooled connection."""
+    bucket, at = _reauth_bucket(user_id), clock.now()
+
+    async def write() -> None:
+        try:
+            async with db.transaction() as conn:
+                await conn.execute("INSERT INTO rate_hit (bucket, at) VALUES ($1, $2)", bucket, at)
+        except Exception:  # throttling is best effort; never fail the request for it
+            log.exception("could not record a failed re-authentication")
+
+    task = asyncio.get_running_loop().create_task(write(), context=contextvars.Context())
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+    return task
+
+
+async def _reauthenticate(ctx: OrgContext, password: str) -> None:
+    if await _reauth_failures(ctx.user_id) >= REAUTH_MAX_FAILURES:
+        raise TooManyRequests(
+            "Too many wrong passwords. Wait a few minutes before trying again.", retry_after=int(REAUTH_WINDOW.total_seconds())
+        )
+    password_hash = await db.current_connection().fetchval("SELECT password_hash FROM app_user WHERE id = $1", ctx.user_id)
+    if not await verify_password(password_hash, password):
+        _record_reauth_failure(ctx.user_id)
+        raise Invalid("Please correct the highlighted fields.", field_errors={"password": "That password is not correct."})
+
+
+@_race_safe
+async def transfer_ownership(ctx: OrgContext, raw_member_id: str, password: str) -> dict:
+    """Make another member the owner; the current owner becomes ``member``. Atomic: both rows
+    change in the request's transaction, or neither."""
+    _require(ctx, Perm.MANAGE_ORG)
+    errors = {}
+    if not raw_member_id:
+        errors["member_id"] = "Choose the member who will become the owner."
+    if not password:
+        errors["password"] = "Enter your password to confirm."
+    if errors:
+        raise Invalid("Please correct the highlighted fields.", field_errors=errors)
+    member_id = parse_member_id(raw_member_id, MEMBER_GONE)
+    if member_id == ctx.membership_id:
+        raise Invalid("Please correct the highlighted fields.", field_errors={"member_id": "You already own this organization. Choose another member."})
+    # Re-authenticate before taking any lock: argon2 is deliberately slow.
+    await _reauthenticate(ctx, password)
+
+    conn = db.current_connection()
+    await conn.execute("SELECT 1 FROM organization WHERE id = $1 FOR NO KEY UPDATE", ctx.org.id)
+    await _checkpoint("transfer.org_locked")
+    me = await _lock_member(ctx, ctx.membership_id)
+    if me["role"] != Role.OWNER:
+        raise Forbidden("You are no longer the owner of this organization.")
+    target = await _lock_member(ctx, member_id, MEMBER_GONE)
+    await _checkpoint("transfer.locked")
+    # Demote first: membership_one_owner admits one owner at a time.
+    await ctx.scope.execute("UPDATE membership SET role = 'member' WHERE org_id = {org} AND id = $1", me["id"])
+    await _checkpoint("transfer.demoted")
+    await ctx.scope.execute("UPDATE membership SET role = 'owner' WHERE org_id = {org} AND id = $1", member_id)
+    await audit.record(
+        ctx,
+        "org.ownership_transferred",
+        target=("membership", member_id, _label(target)),
+        before={"owner": me["email"], "owner_membership_id": str(me["id"]), "new_owner_role": target["role"]},
+        after={"owner": target["email"], "owner_membership_id": str(member_id), "previous_owner_role": Role.MEMBER.value},
+    )
+    return target
