@@ -12,12 +12,14 @@ import importlib
 ROUTE_MODULES = [
     "portal.accounts.routes",
     "portal.orgs.routes",
+    "portal.invites.routes",
     "portal.members.routes",
     "portal.exports.routes",
     "portal.orgs.deletion_routes",
 ]
 
 TABLE_MODULES: list[str] = [
+    "portal.invites.tables",
     "portal.exports.tables",
 ]
 
