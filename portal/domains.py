@@ -13,6 +13,7 @@ ROUTE_MODULES = [
     "portal.accounts.routes",
     "portal.orgs.routes",
     "portal.invites.routes",
+    "portal.accounts.reset_routes",
     "portal.members.routes",
     "portal.exports.routes",
     "portal.orgs.deletion_routes",

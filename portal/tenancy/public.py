@@ -12,5 +12,7 @@ PUBLIC_ROUTES: frozenset[str] = frozenset(
         "/login",
         "/static/{file_path}",
         "/invites/{token}",  # the invite landing (GET); accepting needs a session
+        "/forgot-password",
+        "/reset-password/{token}",
     }
 )
