@@ -64,9 +64,11 @@ def cmd_serve(args) -> None:
     else:
         import uvicorn
 
+        from portal.web.logredact import uvicorn_log_config
+
         uvicorn.run(
             "portal.app:asgi", factory=True, host=args.host, port=args.port, workers=args.workers,
-            proxy_headers=True, access_log=args.access_log, log_level="info",
+            proxy_headers=True, access_log=args.access_log, log_level="info", log_config=uvicorn_log_config(),
         )
 
 
