@@ -21,6 +21,7 @@ ROUTE_MODULES = [
 
 TABLE_MODULES: list[str] = [
     "portal.invites.tables",
+    "portal.resources.tables",
     "portal.exports.tables",
 ]
 

@@ -1,0 +1,1 @@
+"""Org resources: agents, workflows, connections and teams."""
