@@ -52,3 +52,7 @@ async def load_demo() -> bool:
 from portal.invites.service import demo_invite  # noqa: E402  (a feature's demo content)
 
 DEMO_EXTENSIONS.append(demo_invite)
+
+from portal.resources.demo import demo_resources  # noqa: E402  (a feature's demo content)
+
+DEMO_EXTENSIONS.append(demo_resources)

@@ -15,6 +15,10 @@ ROUTE_MODULES = [
     "portal.invites.routes",
     "portal.accounts.reset_routes",
     "portal.members.routes",
+    "portal.resources.agents.routes",
+    "portal.resources.workflows.routes",
+    "portal.resources.connections.routes",
+    "portal.resources.teams.routes",
     "portal.exports.routes",
     "portal.orgs.deletion_routes",
 ]

@@ -78,6 +78,10 @@ async def create_org(*, user_id: UUID, user_email: str, name: str, slug: str, ip
 # Figures shown on the dashboard: label, SQL counting one tenant table. Domains add theirs here.
 DASHBOARD_COUNTS: list[tuple[str, str, str]] = [
     ("members", "Members", "SELECT count(*) FROM membership WHERE org_id = {org}"),
+    ("agents", "Agents", "SELECT count(*) FROM agent WHERE org_id = {org}"),
+    ("workflows", "Workflows", "SELECT count(*) FROM workflow WHERE org_id = {org}"),
+    ("connections", "Connections", "SELECT count(*) FROM connection WHERE org_id = {org}"),
+    ("teams", "Teams", "SELECT count(*) FROM team WHERE org_id = {org}"),
     (
         "invites",
         "Pending invites",

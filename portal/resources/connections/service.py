@@ -1,0 +1,229 @@
+"""Connections: how agents reach other systems. A kind from a fixed list, non-secret JSON config,
+and a write-only secret kept encrypted (``portal.resources.crypto``).
+
+The secret is never selected for display, never rendered back (not even into a form that failed
+validation), never logged and never written to the audit log: pages show only whether it is set.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from portal.audit import service as audit
+from portal.errors import NotFound
+from portal.resources import common, crypto
+from portal.resources.common import FormErrors, JSONProblem
+from portal.tenancy.context import OrgContext
+
+TAKEN = "Another connection in this organization already has this name."
+CONFIG_MAX_CHARS = 4_000
+CONFIG_MAX_DEPTH = 6
+SECRET_MAX = 4_096
+
+
+@dataclass(frozen=True)
+class Kind:
+    label: str
+    secret_label: str
+    example: dict[str, Any]
+
+
+# The fixed list (the database's CHECK constraint holds the same keys).
+KINDS: dict[str, Kind] = {
+    "openai": Kind("OpenAI", "API key", {"base_url": "https://api.openai.com/v1", "organization": "org-acme"}),
+    "anthropic": Kind("Anthropic", "API key", {"base_url": "https://api.anthropic.com"}),
+    "azure_openai": Kind(
+        "Azure OpenAI", "API key",
+        {"endpoint": "https://acme.openai.azure.com", "deployment": "gpt-4o", "api_version": "2024-10-21"},
+    ),
+    "slack": Kind("Slack", "Bot token", {"workspace": "acme", "default_channel": "#ops-alerts"}),
+    "github": Kind("GitHub", "Access token", {"owner": "acme", "repositories": ["platform"]}),
+    "jira": Kind("Jira", "API token", {"site": "https://acme.atlassian.net", "project": "OPS", "user_email": "bot@acme.example"}),
+    "postgres": Kind(
+        "PostgreSQL", "Password",
+        {"host": "db.internal", "port": 5432, "database": "analytics", "user": "readonly", "sslmode": "require"},
+    ),
+    "s3": Kind("Amazon S3", "Secret access key", {"bucket": "acme-reports", "region": "eu-west-1", "access_key_id": "AKIAEXAMPLE"}),
+    "webhook": Kind("HTTP webhook", "Signing secret", {"url": "https://hooks.example.com/agents", "method": "POST"}),
+}
+
+# Config keys that name a credential: those belong in the encrypted secret, not the readable config.
+_SECRET_KEYS = {
+    "password", "passwd", "pwd", "pass", "secret", "clientsecret", "secretkey", "secretaccesskey", "token",
+    "accesstoken", "refreshtoken", "bottoken", "apikey", "apitoken", "privatekey", "authorization", "bearer",
+    "credential", "credentials", "signingsecret", "sessiontoken",
+}
+_NORMALIZE = re.compile(r"[^a-z0-9]")
+
+
+def kind_label(kind: str) -> str:
+    return KINDS[kind].label if kind in KINDS else kind
+
+
+def _secretish_key(value: Any, path: str = "") -> str | None:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            here = f"{path}.{key}" if path else key
+            if _NORMALIZE.sub("", key.lower()) in _SECRET_KEYS:
+                return here
+            if found := _secretish_key(item, here):
+                return found
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            if found := _secretish_key(item, f"{path}[{i}]"):
+                return found
+    return None
+
+
+def _public(row: Any) -> dict[str, Any]:
+    return {"name": row["name"], "kind": row["kind"], "config": common.load_json(row["config"])}
+
+
+_ONE = """SELECT c.id, c.name, c.kind, c.config, c.secret_set_at, c.created_at, c.updated_at
+          FROM connection c WHERE c.org_id = {org} AND c.id = $1"""
+
+
+async def list_connections(ctx: OrgContext, q: str, page: int) -> dict[str, Any]:
+    pattern = common.like_pattern(q) if q else None
+    kinds = [k for k, v in KINDS.items() if q and q.lower() in v.label.lower()]
+    total = await ctx.scope.fetchval(
+        """SELECT count(*) FROM connection c WHERE c.org_id = {org}
+           AND ($1::text IS NULL OR c.name ILIKE $1 OR c.kind = ANY($2::text[]))""",
+        pattern,
+        kinds,
+    )
+    pager = common.pager(total, page)
+    rows = await ctx.scope.fetch(
+        """SELECT c.id, c.name, c.kind, c.secret_set_at, c.updated_at FROM connection c WHERE c.org_id = {org}
+           AND ($1::text IS NULL OR c.name ILIKE $1 OR c.kind = ANY($2::text[]))
+           ORDER BY lower(c.name) LIMIT $3 OFFSET $4""",
+        pattern,
+        kinds,
+        pager.size,
+        pager.offset,
+    )
+    return {"connections": rows, "pager": pager, "q": q}
+
+
+async def get_connection(ctx: OrgContext, connection_id: UUID, *, lock: bool = False) -> asyncpg.Record:
+    row = await ctx.scope.fetchrow(_ONE + (" FOR UPDATE" if lock else ""), connection_id)
+    if row is None:
+        raise NotFound()
+    return row
+
+
+def form_of(row: Any) -> dict[str, str]:
+    return {"name": row["name"], "kind": row["kind"], "config": common.pretty_json(row["config"])}
+
+
+def _secret(form: dict[str, str], errors: FormErrors, *, required: bool) -> str | None:
+    # Not stripped: a secret is exactly what was typed (only a trailing newline from pasting goes).
+    value = str(form.get("secret", "")).rstrip("\r\n")
+    if not value.strip():
+        if required:
+            errors["secret"] = "Enter the new secret."
+        return None
+    if len(value) > SECRET_MAX:
+        errors["secret"] = f"A secret can have at most {SECRET_MAX:,} characters."
+    elif "\x00" in value:
+        errors["secret"] = "The secret can't contain the character \\u0000."
+    return value
+
+
+def validate(form: dict[str, str], *, kind: str | None = None) -> tuple[dict[str, Any], str | None]:
+    """(values, secret) from the form. ``kind`` is given when editing: it cannot change."""
+    errors = FormErrors()
+    values: dict[str, Any] = {"name": common.name_field(form, errors, noun="connection")}
+    values["kind"] = kind or str(form.get("kind", "")).strip()
+    if values["kind"] not in KINDS:
+        errors["kind"] = "Choose one of the listed kinds." if values["kind"] else "Choose what this connection connects to."
+    raw = str(form.get("config", "")).strip() or "{}"
+    try:
+        values["config"] = common.parse_json_object(
+            raw, max_chars=CONFIG_MAX_CHARS, max_depth=CONFIG_MAX_DEPTH, example='{"region": "eu-west-1"}'
+        )
+        if key := _secretish_key(values["config"]):
+            errors["config"] = f"“{key}” looks like a credential. Put credentials in the secret field, which is stored encrypted."
+    except JSONProblem as exc:
+        errors["config"] = str(exc)
+    secret = _secret(form, errors, required=False) if kind is None else None
+    errors.raise_if_any()
+    return values, secret
+
+
+async def create_connection(ctx: OrgContext, form: dict[str, str]) -> UUID:
+    values, secret = validate(form)
+    connection_id = uuid.uuid4()  # known before the insert: the ciphertext is bound to it
+    ciphertext = crypto.encrypt(secret, org_id=ctx.org.id, connection_id=connection_id) if secret else None
+    async with common.unique_name(TAKEN):
+        await ctx.scope.execute(
+            """INSERT INTO connection (id, org_id, name, kind, config, secret_ciphertext, secret_set_at, created_by)
+               VALUES ($1, {org}, $2, $3, $4::jsonb, $5, CASE WHEN $5::text IS NULL THEN NULL ELSE now() END, $6)""",
+            connection_id, values["name"], values["kind"], common.to_json(values["config"]), ciphertext, ctx.user_id,
+        )
+    await audit.record(
+        ctx, "connection.created", target=("connection", connection_id, values["name"]),
+        after={**values, "secret_set": ciphertext is not None},
+    )
+    return connection_id
+
+
+async def update_connection(ctx: OrgContext, connection_id: UUID, form: dict[str, str]) -> bool:
+    current = await get_connection(ctx, connection_id, lock=True)
+    values, _ = validate(form, kind=current["kind"])
+    before, after = common.changes(_public(current), values)
+    if not after:
+        return False
+    async with common.unique_name(TAKEN):
+        await ctx.scope.execute(
+            "UPDATE connection SET name = $2, config = $3::jsonb, updated_at = now() WHERE org_id = {org} AND id = $1",
+            connection_id, values["name"], common.to_json(values["config"]),
+        )
+    await audit.record(ctx, "connection.updated", target=("connection", connection_id, values["name"]), before=before, after=after)
+    return True
+
+
+async def replace_secret(ctx: OrgContext, connection_id: UUID, form: dict[str, str]) -> asyncpg.Record:
+    """Replace (or, with ``action=clear``, remove) the secret; return the connection as shown."""
+    current = await get_connection(ctx, connection_id, lock=True)
+    if form.get("action") == "clear":
+        if current["secret_set_at"] is None:
+            return current
+        await ctx.scope.execute(
+            """UPDATE connection SET secret_ciphertext = NULL, secret_set_at = NULL, updated_at = now()
+               WHERE org_id = {org} AND id = $1""",
+            connection_id,
+        )
+        await audit.record(ctx, "connection.secret_cleared", target=("connection", connection_id, current["name"]))
+        return await get_connection(ctx, connection_id)
+    errors = FormErrors()
+    secret = _secret(form, errors, required=True)
+    errors.raise_if_any()
+    assert secret is not None
+    ciphertext = crypto.encrypt(secret, org_id=ctx.org.id, connection_id=connection_id)
+    await ctx.scope.execute(
+        """UPDATE connection SET secret_ciphertext = $2, secret_set_at = now(), updated_at = now()
+           WHERE org_id = {org} AND id = $1""",
+        connection_id, ciphertext,
+    )
+    await audit.record(
+        ctx, "connection.secret_replaced", target=("connection", connection_id, current["name"]),
+        before={"secret_set": current["secret_set_at"] is not None}, after={"secret_set": True},
+    )
+    return await get_connection(ctx, connection_id)
+
+
+async def delete_connection(ctx: OrgContext, connection_id: UUID) -> str:
+    current = await get_connection(ctx, connection_id, lock=True)
+    await ctx.scope.execute("DELETE FROM connection WHERE org_id = {org} AND id = $1", connection_id)
+    await audit.record(
+        ctx, "connection.deleted", target=("connection", connection_id, current["name"]),
+        before={**_public(current), "secret_set": current["secret_set_at"] is not None},
+    )
+    return current["name"]
