@@ -19,6 +19,7 @@ ROUTE_MODULES = [
     "portal.resources.workflows.routes",
     "portal.resources.connections.routes",
     "portal.resources.teams.routes",
+    "portal.billing.routes",
     "portal.exports.routes",
     "portal.orgs.deletion_routes",
 ]

@@ -1,0 +1,1 @@
+"""Billing settings: plan, billing email, seat limit, monthly spend cap."""
