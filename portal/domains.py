@@ -20,6 +20,7 @@ ROUTE_MODULES = [
     "portal.resources.connections.routes",
     "portal.resources.teams.routes",
     "portal.billing.routes",
+    "portal.audit.routes",
     "portal.exports.routes",
     "portal.orgs.deletion_routes",
 ]

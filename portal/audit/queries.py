@@ -1,0 +1,412 @@
+"""Reading the audit trail: the filtered, keyset-paginated log, its CSV export, and the access report.
+
+The log is read newest first by ``(created_at, id)``; a page continues from the last row it showed
+(a keyset cursor), so page 1,000 costs what page 1 costs. Each filter has an index that starts with
+``org_id`` (``audit_event_org_created``, ``_org_action``, ``_org_actor``), and the actor filter is
+resolved to an id first so it uses the actor index.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import csv
+import io
+import json
+import re
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any, AsyncIterator, Mapping
+from urllib.parse import urlencode
+from uuid import UUID
+
+import asyncpg
+
+from portal import clock
+from portal.db import engine as db
+from portal.db import registry
+from portal.errors import Invalid
+from portal.tenancy.context import OrgContext
+from portal.tenancy.permissions import ROLE_LABELS, Role
+
+PAGE_SIZE = 50
+CSV_CHUNK = 1_000
+_ACTION_RE = re.compile(r"^[a-z0-9_.\-]{1,64}$")
+
+# Actions the portal records, offered as suggestions in the filter (any action can be typed).
+KNOWN_ACTIONS = (
+    "org.created", "org.renamed", "org.ownership_transferred",
+    "member.joined", "member.role_changed", "member.removed", "member.left",
+    "invite.created", "invite.resent", "invite.revoked", "invite.accepted",
+    "agent.created", "agent.updated", "agent.deleted",
+    "workflow.created", "workflow.updated", "workflow.deleted",
+    "connection.created", "connection.updated", "connection.deleted",
+    "connection.secret_replaced", "connection.secret_cleared",
+    "team.created", "team.updated", "team.deleted", "team.member_added", "team.member_removed",
+    "billing.updated",
+    "export.requested", "export.completed", "export.downloaded",
+)
+
+
+# -- filters and cursors -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AuditFilters:
+    actor: str = ""
+    action: str = ""
+    date_from: str = ""
+    date_to: str = ""
+
+    @property
+    def active(self) -> bool:
+        return any(asdict(self).values())
+
+    def query(self) -> dict[str, str]:
+        """As query-string parameters (for links that keep the filters)."""
+        return {k: v for k, v in {"actor": self.actor, "action": self.action, "from": self.date_from, "to": self.date_to}.items() if v}
+
+
+def _date(raw: str) -> date | None:
+    try:
+        return date.fromisoformat(raw) if raw else None
+    except ValueError:
+        return None
+
+
+def parse_filters(params: Mapping[str, str]) -> AuditFilters:
+    """Filters from the query string; ``Invalid`` with a message per field that makes no sense."""
+    errors: dict[str, str] = {}
+    actor = str(params.get("actor") or "").strip().lower()[:320]
+    action = str(params.get("action") or "").strip().lower()
+    raw_from, raw_to = (str(params.get(k) or "").strip()[:10] for k in ("from", "to"))
+    if action and not _ACTION_RE.match(action):
+        errors["action"] = "Actions look like “agent.created”: lowercase letters, digits, dots and underscores."
+    if raw_from and _date(raw_from) is None:
+        errors["from"] = "Use a date like 2026-01-31."
+    if raw_to and _date(raw_to) is None:
+        errors["to"] = "Use a date like 2026-01-31."
+    if not errors and raw_from and raw_to and _date(raw_from) > _date(raw_to):  # type: ignore[operator]
+        errors["to"] = "The end date is before the start date."
+    filters = AuditFilters(actor, action if "action" not in errors else "", raw_from, raw_to)
+    if errors:
+        raise Invalid("Please correct the filters.", field_errors=errors)
+    return filters
+
+
+def encode_cursor(created_at: datetime, event_id: UUID) -> str:
+    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{event_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(raw: str | None) -> tuple[datetime, UUID] | None:
+    """A cursor from a link; anything malformed simply starts from the newest event."""
+    if not raw or len(raw) > 200:
+        return None
+    try:
+        text = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
+        stamp, _, event_id = text.partition("|")
+        at = datetime.fromisoformat(stamp)
+        if at.tzinfo is None:
+            return None
+        return at, UUID(event_id)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        return None
+
+
+# -- the log ------------------------------------------------------------------------------------
+
+_EVENTS = """SELECT e.id, e.created_at, e.actor_id, e.actor_email, e.action, e.target_type, e.target_id,
+                    e.target_label, e.before, e.after, e.ip
+             FROM audit_event e WHERE e.org_id = {org}"""
+
+
+async def _actor_id(email: str) -> UUID | None:
+    """The account behind an email (a global table: an id, nothing of another org)."""
+    return await db.current_connection().fetchval("SELECT id FROM app_user WHERE email = $1", email)
+
+
+async def _conditions(filters: AuditFilters, args: list[Any]) -> str:
+    """SQL conditions (after ``org_id = {org}``) for the filters, their values appended to ``args``."""
+    sql = ""
+    if filters.actor:
+        actor_id = await _actor_id(filters.actor)
+        if actor_id is not None:
+            args.append(actor_id)
+            sql += f" AND e.actor_id = ${len(args)}"
+        else:  # no such account (any more): match the email recorded with the event
+            args.append(filters.actor)
+            sql += f" AND e.actor_email = ${len(args)}"
+    if filters.action:
+        args.append(filters.action)
+        sql += f" AND e.action = ${len(args)}"
+    if d := _date(filters.date_from):
+        args.append(datetime.combine(d, time.min, timezone.utc))
+        sql += f" AND e.created_at >= ${len(args)}"
+    if d := _date(filters.date_to):
+        args.append(datetime.combine(d + timedelta(days=1), time.min, timezone.utc))
+        sql += f" AND e.created_at < ${len(args)}"
+    return sql
+
+
+async def fetch_events(
+    ctx: OrgContext,
+    filters: AuditFilters,
+    *,
+    after: tuple[datetime, UUID] | None = None,
+    before: tuple[datetime, UUID] | None = None,
+    limit: int = PAGE_SIZE,
+) -> tuple[list[asyncpg.Record], bool]:
+    """Up to ``limit`` events newest first: older than ``after``, or (going back) newer than
+    ``before``. Also says whether there are more in the direction of travel."""
+    args: list[Any] = []
+    sql = await _conditions(filters, args)
+    if before is not None:
+        args += [before[0], before[1]]
+        sql += f" AND (e.created_at, e.id) > (${len(args) - 1}, ${len(args)}) ORDER BY e.created_at, e.id"
+    else:
+        if after is not None:
+            args += [after[0], after[1]]
+            sql += f" AND (e.created_at, e.id) < (${len(args) - 1}, ${len(args)})"
+        sql += " ORDER BY e.created_at DESC, e.id DESC"
+    args.append(limit + 1)
+    sql += f" LIMIT ${len(args)}"
+    rows = await ctx.scope.fetch(_EVENTS + sql, *args)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    if before is not None:
+        rows.reverse()
+    return rows, more
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "—"
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return text if len(text) <= 300 else text[:299] + "…"
+
+
+def changes_of(event: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """(field, before, after) rows for display; whole values when before/after aren't objects."""
+    before, after = _json(event["before"]), _json(event["after"])
+    if before is not None and not isinstance(before, dict) or after is not None and not isinstance(after, dict):
+        return [("value", "" if before is None else _show(before), "" if after is None else _show(after))]
+    before, after = before or {}, after or {}
+    keys = list(dict.fromkeys([*before, *after]))
+    return [(k, _show(before[k]) if k in before else "", _show(after[k]) if k in after else "") for k in keys]
+
+
+async def audit_page(
+    ctx: OrgContext, filters: AuditFilters, *, after_raw: str | None, before_raw: str | None
+) -> dict[str, Any]:
+    after, before = decode_cursor(after_raw), decode_cursor(before_raw)
+    if after and before:
+        before = None
+    rows, more = await fetch_events(ctx, filters, after=after, before=before)
+    events = [{**dict(r), "changes": changes_of(r)} for r in rows]
+    newer = older = None
+    if events:
+        if (before is not None and more) or (before is None and after is not None):
+            newer = encode_cursor(events[0]["created_at"], events[0]["id"])
+        if (before is None and more) or before is not None:
+            older = encode_cursor(events[-1]["created_at"], events[-1]["id"])
+    query = filters.query()
+    return {
+        "events": events,
+        "filters": filters,
+        "newer": urlencode({**query, "before": newer}) if newer else None,
+        "older": urlencode({**query, "after": older}) if older else None,
+        "paged": after is not None or before is not None,
+        "known_actions": KNOWN_ACTIONS,
+    }
+
+
+# -- CSV --------------------------------------------------------------------------------------
+
+CSV_COLUMNS = (
+    "time_utc", "actor_email", "actor_id", "action", "target_type", "target_id", "target_label", "ip", "before", "after",
+)
+# A cell starting with one of these is a formula to spreadsheet software (CSV injection).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "|", "%")
+
+
+def csv_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).isoformat()
+    text = str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def _csv_lines(rows: list[Any]) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    for row in rows:
+        writer.writerow([csv_cell(row[col]) for col in row])
+    return buffer.getvalue().encode()
+
+
+async def audit_csv(ctx: OrgContext, filters: AuditFilters) -> AsyncIterator[bytes]:
+    """The filtered log as CSV, newest first, in keyset chunks read inside the request's
+    transaction: memory stays at one chunk whatever the size of the log."""
+    yield _csv_lines([dict(zip(CSV_COLUMNS, CSV_COLUMNS))])
+    cursor: tuple[datetime, UUID] | None = None
+    while True:
+        rows, more = await fetch_events(ctx, filters, after=cursor, limit=CSV_CHUNK)
+        if rows:
+            yield _csv_lines(
+                [
+                    {
+                        "time_utc": r["created_at"], "actor_email": r["actor_email"], "actor_id": r["actor_id"],
+                        "action": r["action"], "target_type": r["target_type"], "target_id": r["target_id"],
+                        "target_label": r["target_label"], "ip": r["ip"], "before": r["before"], "after": r["after"],
+                    }
+                    for r in rows
+                ]
+            )
+        if not more:
+            return
+        cursor = (rows[-1]["created_at"], rows[-1]["id"])
+
+
+def csv_filename(slug: str, what: str) -> str:
+    return f"{slug}-{what}-{clock.now().astimezone(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}.csv"
+
+
+# -- access report ------------------------------------------------------------------------------
+
+# How each role-granting event names the membership it is about.
+_GRANTS = """SELECT e.action, e.actor_id, e.actor_email, e.created_at, e.target_id, e.before, e.after
+             FROM audit_event e WHERE e.org_id = {org}
+               AND e.action = ANY($1::text[]) AND e.created_at >= $2
+             ORDER BY e.created_at, e.id"""
+_GRANT_ACTIONS = ["org.created", "member.joined", "member.role_changed", "org.ownership_transferred"]
+_INVITERS = """SELECT e.target_id, e.actor_email FROM audit_event e WHERE e.org_id = {org}
+                 AND e.action = ANY(ARRAY['invite.created', 'invite.resent']) AND e.target_id = ANY($1::text[])"""
+_MEMBERS = """SELECT m.id, m.user_id, m.role, m.created_at, u.name, u.email
+              FROM membership m JOIN app_user u ON u.id = m.user_id
+              WHERE m.org_id = {org}
+              ORDER BY CASE m.role WHEN 'owner' THEN 0 WHEN 'billing_admin' THEN 1
+                                   WHEN 'compliance_officer' THEN 2 ELSE 3 END, lower(u.name), u.email"""
+_PENDING_INVITES = """SELECT i.email, i.role, i.created_at, i.expires_at, u.email AS inviter_email
+                      FROM invite i LEFT JOIN app_user u ON u.id = i.invited_by
+                      WHERE i.org_id = {org} AND i.accepted_at IS NULL AND i.revoked_at IS NULL
+                        AND i.superseded_at IS NULL
+                      ORDER BY i.created_at DESC"""
+
+
+@dataclass
+class Grant:
+    role: str | None
+    at: datetime
+    by: str | None
+    how: str
+
+
+def _grant_of(event: Mapping[str, Any], member: Mapping[str, Any], inviters: dict[str, str]) -> Grant | None:
+    """What ``event`` says about ``member``'s role, if anything."""
+    action, target = event["action"], event["target_id"]
+    before, after = _json(event["before"]) or {}, _json(event["after"]) or {}
+    if action == "org.created" and event["actor_id"] == member["user_id"]:
+        return Grant(Role.OWNER, event["created_at"], event["actor_email"], "created the organization")
+    if action == "member.joined" and target in (str(member["user_id"]), str(member["id"])):
+        by, how = event["actor_email"], "added"
+        invite_id = after.get("invite_id")
+        if invite_id:
+            by, how = inviters.get(str(invite_id)), "accepted an invite"
+        return Grant(after.get("role"), event["created_at"], by, how)
+    if action == "member.role_changed" and target == str(member["id"]):
+        return Grant(after.get("role"), event["created_at"], event["actor_email"], "role changed")
+    if action == "org.ownership_transferred":
+        if target == str(member["id"]):
+            return Grant(Role.OWNER, event["created_at"], event["actor_email"], "ownership transferred to them")
+        if before.get("owner_membership_id") == str(member["id"]):
+            return Grant(after.get("previous_owner_role", Role.MEMBER), event["created_at"], event["actor_email"], "transferred ownership")
+    return None
+
+
+async def _pending_invites(ctx: OrgContext) -> list[asyncpg.Record] | None:
+    """Open invites, or None where invites don't exist (yet) in this deployment."""
+    if "invite" not in registry.TENANT_TABLES:
+        return None
+    try:
+        async with db.current_connection().transaction():  # a savepoint: a missing table can't spoil the request
+            return await ctx.scope.fetch(_PENDING_INVITES)
+    except (asyncpg.UndefinedTableError, asyncpg.UndefinedColumnError):
+        return None
+
+
+async def access_report(ctx: OrgContext) -> dict[str, Any]:
+    """Who holds which role, since when, granted by whom (from the audit trail), and open invites.
+
+    A fixed number of statements: members, the role-granting events since the oldest membership,
+    the inviters of the invites those events mention, and pending invites.
+    """
+    members = await ctx.scope.fetch(_MEMBERS)
+    grants: dict[Any, Grant] = {}
+    if members:
+        oldest = min(m["created_at"] for m in members) - timedelta(seconds=1)
+        events = await ctx.scope.fetch(_GRANTS, _GRANT_ACTIONS, oldest)
+        invite_ids = sorted({str((_json(e["after"]) or {}).get("invite_id")) for e in events if e["action"] == "member.joined"} - {"None"})
+        inviters = {r["target_id"]: r["actor_email"] for r in await ctx.scope.fetch(_INVITERS, invite_ids)} if invite_ids else {}
+        by_key: dict[str, list[Mapping[str, Any]]] = {}
+        for e in events:  # index events by every id they may concern, so each member looks at few
+            keys = {e["target_id"], str(e["actor_id"]), str((_json(e["before"]) or {}).get("owner_membership_id"))}
+            for key in keys - {None, "None"}:
+                by_key.setdefault(key, []).append(e)
+        for m in members:
+            candidates = by_key.get(str(m["id"]), []) + by_key.get(str(m["user_id"]), [])
+            latest: Grant | None = None
+            for e in sorted(candidates, key=lambda e: e["created_at"]):
+                if e["created_at"] < m["created_at"] - timedelta(seconds=1):
+                    continue  # about an earlier membership of the same person
+                grant = _grant_of(e, m, inviters)
+                if grant is not None and (grant.role is None or grant.role == m["role"]):
+                    latest = grant
+            grants[m["id"]] = latest or Grant(m["role"], m["created_at"], None, "")
+    now = clock.now()
+    rows = [
+        {
+            "name": m["name"], "email": m["email"], "role": m["role"], "role_label": ROLE_LABELS.get(Role(m["role"]), m["role"]),
+            "member_since": m["created_at"], "role_since": grants[m["id"]].at, "granted_by": grants[m["id"]].by,
+            "how": grants[m["id"]].how,
+        }
+        for m in members
+    ]
+    invites = await _pending_invites(ctx)
+    pending = [
+        {**dict(i), "role_label": ROLE_LABELS.get(Role(i["role"]), i["role"]), "expired": i["expires_at"] <= now}
+        for i in invites or []
+    ]
+    return {"members": rows, "invites": pending, "invites_available": invites is not None, "generated_at": now}
+
+
+ACCESS_COLUMNS = ("kind", "name", "email", "role", "member_since_utc", "role_since_utc", "granted_by", "how", "invite_expires_utc")
+
+
+async def access_csv(ctx: OrgContext) -> AsyncIterator[bytes]:
+    report = await access_report(ctx)
+    yield _csv_lines([dict(zip(ACCESS_COLUMNS, ACCESS_COLUMNS))])
+    yield _csv_lines(
+        [
+            {
+                "kind": "member", "name": r["name"], "email": r["email"], "role": r["role"], "member_since_utc": r["member_since"],
+                "role_since_utc": r["role_since"], "granted_by": r["granted_by"], "how": r["how"], "invite_expires_utc": None,
+            }
+            for r in report["members"]
+        ]
+    )
+    yield _csv_lines(
+        [
+            {
+                "kind": "invite (expired)" if i["expired"] else "invite (pending)", "name": None, "email": i["email"],
+                "role": i["role"], "member_since_utc": None, "role_since_utc": i["created_at"], "granted_by": i["inviter_email"],
+                "how": "invited", "invite_expires_utc": i["expires_at"],
+            }
+            for i in report["invites"]
+        ]
+    )
