@@ -54,6 +54,7 @@ def create_app(settings: Settings | None = None, *, manage_pool: bool = True, ex
         if manage_pool:
             db.bind(settings.database_url)
             await db.start_pool(settings.db_pool_size)
+            await check_database_role()
             from portal.exports.worker import ExportWorker  # builds export archives in the background
 
             worker = ExportWorker()
@@ -91,6 +92,21 @@ def create_app(settings: Settings | None = None, *, manage_pool: bool = True, ex
     app.state.settings = settings
     app.state.secure = settings.secure_cookies
     return app
+
+
+async def check_database_role() -> None:
+    """Refuse to serve as a role that row-level security does not bind."""
+    async with db.connection() as conn:
+        role = await conn.fetchrow(
+            """SELECT r.rolname, r.rolsuper, r.rolbypassrls,
+                      EXISTS (SELECT 1 FROM pg_class c WHERE c.relowner = r.oid AND c.relnamespace = 'public'::regnamespace) AS owns
+               FROM pg_roles r WHERE r.rolname = current_user"""
+        )
+    if role["rolsuper"] or role["rolbypassrls"] or role["owns"]:
+        raise RuntimeError(
+            f"DATABASE_URL connects as {role['rolname']!r}, which is a superuser, bypasses row-level security or "
+            "owns tables. Connect as the application's login role (see README, Deploying)."
+        )
 
 
 def asgi() -> Litestar:

@@ -88,7 +88,7 @@ def load_settings() -> Settings:
         raise ConfigError("SECRET_KEY must be at least 16 characters.")
     return Settings(
         database_url=database_url,
-        migrate_database_url=os.environ.get("MIGRATE_DATABASE_URL", "") or database_url,
+        migrate_database_url=os.environ.get("MIGRATE_DATABASE_URL", ""),
         secret_key=secret_key,
         base_url=os.environ.get("BASE_URL", "http://127.0.0.1:8000").rstrip("/"),
         smtp_url=os.environ.get("SMTP_URL") or None,

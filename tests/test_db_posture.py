@@ -162,3 +162,14 @@ async def test_concurrent_transactions_for_different_orgs_never_mix(app, make_or
     results = await asyncio.gather(*(read(o) for o in orgs * 5))
     for org_id, seen in results:
         assert seen == {org_id}
+
+
+async def test_only_the_current_org_row_can_be_changed_or_deleted(app_conn, make_org, su):
+    a, b = await make_org(), await make_org()
+    async with app_conn.transaction():
+        await app_conn.execute("SELECT set_config('app.org_id', $1, true)", str(a.id))
+        assert await app_conn.execute("UPDATE organization SET name = 'pwned' WHERE id = $1", b.id) == "UPDATE 0"
+        assert await app_conn.execute("DELETE FROM organization WHERE id = $1", b.id) == "DELETE 0"
+        assert await app_conn.execute("UPDATE organization SET name = 'ours' WHERE id = $1", a.id) == "UPDATE 1"
+    assert await su.fetchval("SELECT name FROM organization WHERE id = $1", b.id) == b.name
+    assert await su.fetchval("SELECT count(*) FROM membership WHERE org_id = $1", b.id) == 1

@@ -227,4 +227,4 @@ async def test_htmx_is_vendored_2x_and_pages_load_nothing_third_party(client):
 async def test_anonymous_gets_sent_to_login_with_next(client, make_org):
     org = await make_org()
     r = await client.get(f"/orgs/{org.slug}/settings?tab=1")
-    assert r.status_code == 303 and r.headers["location"] == f"/login?next=/orgs/{org.slug}/settings?tab=1"
+    assert r.status_code == 303 and r.headers["location"] == f"/login?next=/orgs/{org.slug}/settings%3Ftab%3D1"

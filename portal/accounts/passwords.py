@@ -12,8 +12,13 @@ _hasher = PasswordHasher()  # argon2id, RFC 9106 low-memory profile
 _DUMMY = _hasher.hash("not-a-real-password-just-for-timing")
 
 
+# argon2id takes ~64 MiB and tens of ms per hash: bound how many run at once per process.
+_slots = asyncio.Semaphore(4)
+
+
 async def hash_password(password: str) -> str:
-    return await asyncio.to_thread(_hasher.hash, password)
+    async with _slots:
+        return await asyncio.to_thread(_hasher.hash, password)
 
 
 async def verify_password(password_hash: str | None, password: str) -> bool:
@@ -23,4 +28,5 @@ async def verify_password(password_hash: str | None, password: str) -> bool:
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
 
-    return await asyncio.to_thread(check)
+    async with _slots:
+        return await asyncio.to_thread(check)

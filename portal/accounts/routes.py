@@ -26,7 +26,7 @@ async def signup(request: Request) -> Response:
     form = await read_form(request)
     next_url = safe_next(form.get("next"))
     try:
-        user_id = await service.signup(field(form, "email"), field(form, "name"), form.get("password", ""))
+        user_id = await service.signup(field(form, "email"), field(form, "name"), form.get("password", ""), ip=_ip(request))
     except Invalid as exc:
         return await page(
             request,

@@ -30,7 +30,18 @@ def bind(database_url: str) -> PostgresEngine:
     """Create the engine for DATABASE_URL and bind every registered table to it."""
     global _engine
     registry.load_all()
-    _engine = PostgresEngine(config={"dsn": database_url}, log_queries=False)
+    _engine = PostgresEngine(
+        config={
+            "dsn": database_url,
+            # A stalled transaction must not hold locks and a pooled connection for long.
+            "server_settings": {
+                "idle_in_transaction_session_timeout": "60s",
+                "lock_timeout": "15s",
+                "statement_timeout": "60s",
+            },
+        },
+        log_queries=False,
+    )
     for table in [*registry.TENANT_TABLES.values(), *(t for t, _ in registry.GLOBAL_TABLES.values() if t)]:
         table._meta.db = _engine
     return _engine
@@ -79,6 +90,17 @@ async def transaction(*, org_id: UUID | None = None, user_id: UUID | None = None
 async def set_tenant(org_id: UUID) -> None:
     """Switch the open transaction to an org (after resolving it from the URL)."""
     await current_connection().execute("SELECT set_config('app.org_id', $1, true)", str(org_id))
+
+
+@asynccontextmanager
+async def autonomous() -> AsyncIterator[asyncpg.Connection]:
+    """A pooled connection of its own, even inside a request transaction: for records that must
+    survive that transaction's rollback (failed re-authentication attempts). Global tables only."""
+    pool = engine().pool
+    if pool is None:
+        raise RuntimeError("connection pool not started")
+    async with pool.acquire() as conn:
+        yield conn
 
 
 @asynccontextmanager

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from urllib.parse import urlsplit
 
 from portal.config import Settings
 
@@ -19,9 +20,13 @@ def migrate(settings: Settings) -> None:
         result = await run_forwards("portal")
         if not result.success:
             raise SystemExit(f"migration failed: {result.message}")
-        if settings.migrate_database_url != settings.database_url:
-            await privileges.apply(settings.migrate_database_url, settings.app_db_role)
-        else:
-            print("warning: MIGRATE_DATABASE_URL is not set; the app role owns its tables, so RLS is weaker")
+        await privileges.apply(settings.migrate_database_url, settings.app_db_role)
 
+    if not settings.migrate_database_url:
+        raise SystemExit("portal migrate: set MIGRATE_DATABASE_URL to the owner role's URL (see README, Deploying).")
+    if urlsplit(settings.migrate_database_url).username == settings.app_db_role:
+        raise SystemExit(
+            "portal migrate: MIGRATE_DATABASE_URL must connect as the owner role, not as the application's "
+            "login role (DATABASE_URL): a role that owns the tables can switch row-level security off."
+        )
     asyncio.run(run())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from litestar import Request, Response, get, post
+from litestar import Request, Response, get, post, route
 from litestar.di import NamedDependency
 from litestar.status_codes import HTTP_422_UNPROCESSABLE_ENTITY
 
@@ -21,7 +21,7 @@ async def home(request: Request) -> Response:
     return await page(request, "home.html")
 
 
-@get("/healthz", media_type="text/plain")
+@route("/healthz", http_method=["GET", "HEAD"], media_type="text/plain")
 async def healthz() -> str:
     return "ok"
 

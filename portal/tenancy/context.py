@@ -5,9 +5,11 @@
 1. opens the request's transaction (row-level security sees the signed-in user);
 2. finds the org by slug and the user's membership in it — unknown org and non-member get the
    same 404;
-3. sets the tenant for the rest of the transaction; for unsafe methods re-reads the membership
-   ``FOR SHARE`` so a concurrent demotion or removal waits for this request to finish, or is seen
-   by it (never acted on stale);
+3. sets the tenant for the rest of the transaction; for unsafe methods takes the org row
+   ``FOR NO KEY UPDATE`` (writes within one org queue up in a fixed lock order, so two writes —
+   say a double-clicked "delete org" and a concurrent insert — never deadlock) and then re-reads
+   the actor's membership ``FOR SHARE``, so a concurrent demotion or removal waits for this
+   request to finish, or is seen by it (never acted on stale);
 4. checks the permission the route declares (``opt={"permission": Perm.X}``) → 403 otherwise;
 5. runs the handler inside the transaction, with the response held back, and commits only if the
    response is a success — so a 303 never reaches the browser before its write is durable, and
@@ -18,12 +20,16 @@ Handlers get the result as the ``org`` dependency (``OrgContext``); they never s
 
 from __future__ import annotations
 
+import asyncio
+import re
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 from litestar import Request
+from litestar.exceptions import ClientException
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.utils.scope.state import ScopeState
 
 from portal.db import engine as db
 from portal.errors import Forbidden, NotFound
@@ -65,9 +71,14 @@ FROM organization o
 JOIN membership m ON m.org_id = o.id AND m.user_id = $2
 WHERE o.slug = $1
 """
-# Under the tenant, lock the actor's membership against concurrent role change or removal.
-# FOR KEY SHARE would not conflict with an UPDATE of the role; FOR SHARE does.
+# Unsafe requests, under the tenant, in this order: the org row (writes of one org queue up; no
+# lock cycles between them), then the actor's membership. FOR KEY SHARE on the membership would
+# not conflict with an UPDATE of the role; FOR SHARE does, so a demotion waits for us.
+_LOCK_ORG = "SELECT 1 FROM organization WHERE id = $1 FOR NO KEY UPDATE"
 _LOCK = "SELECT role FROM membership WHERE id = $1 FOR SHARE"
+SLUG_SHAPE = re.compile(r"^[a-z0-9-]{1,40}$")
+MAX_BODY = 1_048_576  # bytes an org form may send
+BODY_TIMEOUT = 15.0  # seconds to receive it, before any transaction or lock is taken
 
 
 def required_permission(route_handler: Any) -> Perm:
@@ -86,7 +97,7 @@ def client_ip(scope: Scope) -> str:
 
 async def resolve(slug: str, user: Any, perm: Perm, *, lock: bool, ip: str = "") -> OrgContext:
     """Resolve the org for the open transaction; raise NotFound / Forbidden."""
-    if len(slug) > 40:
+    if not SLUG_SHAPE.match(slug):
         raise NotFound()
     conn = db.current_connection()
     row = await conn.fetchrow(_RESOLVE, slug, user.id)
@@ -95,6 +106,8 @@ async def resolve(slug: str, user: Any, perm: Perm, *, lock: bool, ip: str = "")
     await db.set_tenant(row["org_id"])
     role = row["role"]
     if lock:
+        if await conn.fetchval(_LOCK_ORG, row["org_id"]) is None:  # deleted while we waited
+            raise NotFound()
         role = await conn.fetchval(_LOCK, row["membership_id"])
         if role is None:  # removed while we waited for the lock
             raise NotFound()
@@ -138,19 +151,61 @@ class OrgContextMiddleware:
             else:
                 held.append(message)
 
+        unsafe = method not in SAFE_METHODS
+        if unsafe:
+            # Read the whole body first: a slow or endless upload must not hold a pooled
+            # connection, an open transaction and row locks while it trickles in.
+            receive = await _buffered_body(receive)
         try:
             async with db.transaction(user_id=user.id):
-                ctx = await resolve(
-                    scope["path_params"]["slug"], user, perm, lock=method not in SAFE_METHODS, ip=client_ip(scope)
-                )
+                ctx = await resolve(scope["path_params"]["slug"], user, perm, lock=unsafe, ip=client_ip(scope))
                 scope["state"]["org"] = ctx
                 await self.app(scope, receive, hold)
                 if not streaming and (not status or status[0] >= 400):
                     raise _Rollback
         except _Rollback:
             pass
+        except BaseException:
+            if held:
+                # The held response never left; let the error handler send a proper error page.
+                ScopeState.from_scope(scope).response_started = False
+            raise
         for message in held:
             await send(message)
+
+
+async def _buffered_body(receive: Receive) -> Receive:
+    chunks: list[bytes] = []
+    size = 0
+
+    async def read_all() -> None:
+        nonlocal size
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ClientException("The request was interrupted.", status_code=400)
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > MAX_BODY:
+                raise ClientException("That form is too large.", status_code=413)
+            if not message.get("more_body"):
+                return
+
+    try:
+        await asyncio.wait_for(read_all(), timeout=BODY_TIMEOUT)
+    except asyncio.TimeoutError:
+        raise ClientException("The request took too long to arrive.", status_code=408) from None
+    body = b"".join(chunks)
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()  # http.disconnect, when it comes
+
+    return replay
 
 
 def provide_org(request: Request) -> OrgContext:

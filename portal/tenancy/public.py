@@ -1,18 +1,25 @@
 """The routes anyone may call without a session. Every other route requires one.
 
-Entries are Litestar path templates, compared exactly (no patterns, so nothing matches by accident).
-``tests/test_inventory.py`` fails on any route that is neither listed here nor behind a session.
+Keys are Litestar path templates and values the methods that are public there, both compared
+exactly (no patterns, so nothing matches by accident; a handler added later at a listed path with
+another method still needs a session). ``tests/test_inventory.py`` fails on any route that is
+neither listed here nor behind a session.
 """
 
-PUBLIC_ROUTES: frozenset[str] = frozenset(
-    {
-        "/",
-        "/healthz",
-        "/signup",
-        "/login",
-        "/static/{file_path}",
-        "/invites/{token}",  # the invite landing (GET); accepting needs a session
-        "/forgot-password",
-        "/reset-password/{token}",
-    }
-)
+_READ = frozenset({"GET", "HEAD"})
+_FORM = frozenset({"GET", "HEAD", "POST"})
+
+PUBLIC_ROUTES: dict[str, frozenset[str]] = {
+    "/": _READ,
+    "/healthz": _READ,
+    "/signup": _FORM,
+    "/login": _FORM,
+    "/static/{file_path}": _READ,
+    "/invites/{token}": _READ,  # the invite landing; accepting it needs a session
+    "/forgot-password": _FORM,
+    "/reset-password/{token}": _FORM,
+}
+
+
+def is_public(path_template: str | None, method: str) -> bool:
+    return method in PUBLIC_ROUTES.get(path_template or "", ())

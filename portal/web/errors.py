@@ -57,7 +57,7 @@ def handle_domain(request: Request, exc: DomainError) -> Response:
 
 
 def handle_not_signed_in(request: Request, exc: NotSignedIn) -> Response:
-    return redirect(request, f"/login?next={exc.next_url}")
+    return redirect(request, f"/login?{exc.query}")
 
 
 def handle_http(request: Request, exc: HTTPException) -> Response:

@@ -44,7 +44,8 @@ def is_htmx(request: Request) -> bool:
 
 
 def csrf_token(request: Request) -> str:
-    return value_or_default(ScopeState.from_scope(request.scope).csrf_token, "")
+    # Error pages raised before the CSRF middleware ran fall back to the cookie's token.
+    return value_or_default(ScopeState.from_scope(request.scope).csrf_token, "") or request.cookies.get("portal_csrf", "")
 
 
 def base_context(request: Request, extra: dict[str, Any]) -> dict[str, Any]:
@@ -115,6 +116,6 @@ def safe_next(target: str | None, default: str = "/orgs") -> str:
     """Only local paths: no scheme, no host, no protocol-relative or backslash tricks."""
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
         return default
-    if any(c in target for c in "\r\n\t\x00") or len(target) > 2000:
-        return default
+    if len(target) > 2000 or any(not 0x21 <= ord(c) <= 0x7E for c in target):
+        return default  # printable ASCII only: a header value must never break the response
     return target
