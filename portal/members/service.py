@@ -17,6 +17,7 @@ The organization row is locked ``FOR NO KEY UPDATE``: it serializes transfers ex
 ``FOR KEY SHARE`` locks that foreign-key checks take when a concurrent request inserts a row of
 the org (an audit event, say). With ``FOR UPDATE`` the owner's own concurrent role change would
 wait for our org lock while we wait for its share lock on the owner's membership: a deadlock.
+(If the org middleware already holds the org row in this mode, taking it again costs nothing.)
 
 When PostgreSQL still resolves a lock cycle by aborting us (two requests of the same person that
 both hold their membership ``FOR SHARE`` and both want it ``FOR UPDATE``), or a unique index
