@@ -53,7 +53,8 @@ class ChunkBuffer(io.RawIOBase):
         return len(self._buf)
 
     def take(self, size: int) -> bytes:
-        out = bytes(self._buf[:size])
+        with memoryview(self._buf) as view:
+            out = bytes(view[:size])  # one copy, no intermediate slice
         del self._buf[:size]
         return out
 

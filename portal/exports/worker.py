@@ -31,6 +31,7 @@ from datetime import timedelta
 from typing import Any, AsyncIterator, Awaitable, Callable
 from uuid import UUID
 
+import asyncpg
 from piccolo.engine.postgres import PostgresTransaction
 
 from portal import clock
@@ -283,7 +284,7 @@ class _Run:
     async def run(self) -> None:
         try:
             await self.build()
-        except LeaseLost:
+        except (LeaseLost, asyncpg.ForeignKeyViolationError):  # the job (or its org) is gone
             log.info("export %s: lease lost (restarted elsewhere, or the org was deleted)", self.claim.job_id)
         except asyncio.CancelledError:
             if self.worker.release_on_cancel:
