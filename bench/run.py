@@ -1,0 +1,271 @@
+"""`make bench`: seed a large dataset on a throwaway PostgreSQL, measure, write bench/results.md.
+
+Every target is a ratio measured in the same run (absolute numbers on shared machines are noisy).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import httpx
+
+import logging
+
+from bench import load, recorder
+from bench.seed import LARGE, SMALL, counts, seed
+from portal.devdb import free_port, wait_for_port
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results.md"
+logging.getLogger("httpx").setLevel(logging.WARNING)
+SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
+CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "16"))
+CONFIGS = [
+    (server, int(workers))
+    for server, workers in (
+        c.split(":") for c in os.environ.get("BENCH_CONFIGS", "uvicorn:1,uvicorn:2,granian:1,granian:2").split(",")
+    )
+]
+
+
+def log(msg: str) -> None:
+    print(f"[bench {datetime.now():%H:%M:%S}] {msg}", flush=True)
+
+
+async def make_session(su, slug: str) -> str:
+    """A signed-in session for the org's owner, created as sign-in would (hashed token)."""
+    from portal.accounts.sessions import token_hash
+
+    import secrets
+
+    token = secrets.token_urlsafe(32)
+    user_id = await su.fetchval(
+        "SELECT m.user_id FROM membership m JOIN organization o ON o.id = m.org_id WHERE o.slug = $1 AND m.role = 'owner'", slug
+    )
+    await su.execute("INSERT INTO user_session (token_hash, user_id) VALUES ($1, $2)", token_hash(token), user_id)
+    return f"portal_session={token}"
+
+
+async def deep_cursor(su, slug: str, position: int) -> str:
+    from portal.members.service import encode_cursor
+
+    row = await su.fetchrow(
+        """SELECT m.created_at, m.id FROM membership m JOIN organization o ON o.id = m.org_id
+           WHERE o.slug = $1 ORDER BY m.created_at, m.id OFFSET $2 LIMIT 1""",
+        slug, position,
+    )
+    return encode_cursor(row["created_at"], row["id"])
+
+
+def pages_for(slug: str, deep: str) -> dict[str, str]:
+    base = f"/orgs/{slug}"
+    return {
+        "dashboard": base,
+        "members": f"{base}/members",
+        "members (deep page)": f"{base}/members?after={deep}",
+        "audit": f"{base}/audit",
+        "agents": f"{base}/agents",
+    }
+
+
+async def statements_per_request(env: dict, pages: dict[str, tuple[str, str]]) -> dict[str, int]:
+    """Run each page once in-process and count the SQL statements it sends."""
+    os.environ.update(env)
+    from portal.app import create_app
+    from portal.config import load_settings, set_settings
+    from portal.db import engine as db
+
+    set_settings(load_settings())
+    db.bind(env["DATABASE_URL"])
+    await db.start_pool(2)
+    app = create_app(manage_pool=False)
+    out = {}
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench") as client:
+            for name, (path, cookie) in pages.items():
+                await client.get(path, headers={"Cookie": cookie})  # warm caches
+                with recorder.recording() as rec:
+                    r = await client.get(path, headers={"Cookie": cookie})
+                assert r.status_code == 200, (path, r.status_code)
+                out[name] = len(rec.statements)
+    finally:
+        await db.close_pool()
+    return out
+
+
+def serve(cmd: list[str], env: dict, port: int) -> subprocess.Popen:
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    wait_for_port(port, timeout=60)
+    time.sleep(0.5)
+    return proc
+
+
+def stop(proc: subprocess.Popen) -> None:
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def portal_cmd(server: str, workers: int, port: int) -> list[str]:
+    return [sys.executable, "-m", "portal.cli", "serve", "--port", str(port), "--workers", str(workers), "--server", server]
+
+
+def floor_cmd(server: str, workers: int, port: int) -> list[str]:
+    if server == "granian":
+        return [sys.executable, "-m", "granian", "--interface", "asgi", "--factory", "--port", str(port),
+                "--workers", str(workers), "--no-ws", "bench.floor:create"]
+    return [sys.executable, "-m", "uvicorn", "--factory", "bench.floor:create", "--port", str(port),
+            "--workers", str(workers), "--log-level", "warning", "--no-access-log"]
+
+
+def measure(base: str, pages: dict[str, tuple[str, str]]) -> dict[str, dict]:
+    out = {}
+    for name, (path, cookie) in pages.items():
+        load.run(base + path, cookie, seconds=1, connections=CONNECTIONS)  # warm-up
+        out[name] = load.run(base + path, cookie, seconds=SECONDS, connections=CONNECTIONS)
+        r = out[name]
+        log(f"  {name:24s} {r['rps']:8.1f} req/s  p50 {r['p50_ms']:.1f} ms  p99 {r['p99_ms']:.1f} ms  errors {r['errors'] + r['non2xx']}")
+    return out
+
+
+async def main() -> None:
+    from tests.pg import TestDatabase
+
+    if not load.have_wrk():
+        sys.exit("bench: wrk is needed (Debian: apt-get install -y wrk); `make bench` installs it")
+    started = time.perf_counter()
+    tdb = TestDatabase()
+    await tdb.start()
+    tdb.migrate()
+    env = {**os.environ, **tdb.env(), "DB_POOL_SIZE": "10"}
+    report: dict = {"cores": os.cpu_count(), "python": platform.python_version(), "seconds": SECONDS, "connections": CONNECTIONS}
+    try:
+        su = await tdb.cluster.superuser_connect()
+        log("seeding")
+        t = time.perf_counter()
+        report["seed_steps"] = await seed(su)
+        report["seed_seconds"] = time.perf_counter() - t
+        report["counts"] = await counts(su)
+        large_cookie, small_cookie = await make_session(su, LARGE), await make_session(su, SMALL)
+        large = {k: (v, large_cookie) for k, v in pages_for(LARGE, await deep_cursor(su, LARGE, 5000)).items()}
+        small = {k: (v, small_cookie) for k, v in pages_for(SMALL, await deep_cursor(su, SMALL, 5)).items()}
+        await su.close()
+
+        log("counting SQL statements per request")
+        report["statements"] = {
+            "large": await statements_per_request(env, large),
+            "small": await statements_per_request(env, small),
+        }
+
+        report["throughput"] = {}
+        report["floor"] = {}
+        for server, workers in CONFIGS:
+            port = free_port()
+            log(f"portal on {server} --workers {workers}")
+            proc = serve(portal_cmd(server, workers, port), env, port)
+            try:
+                pages = dict(large)
+                if (server, workers) == CONFIGS[0]:
+                    pages.update({f"{k} [small org]": v for k, v in small.items() if k in ("members", "audit")})
+                report["throughput"][f"{server} x{workers}"] = measure(f"http://127.0.0.1:{port}", pages)
+            finally:
+                stop(proc)
+            port = free_port()
+            log(f"floor on {server} --workers {workers}")
+            floor_env = {**env, "BENCH_FLOOR_PAGES": json.dumps([{"path": large["members"][0], "cookie": large_cookie}])}
+            proc = serve(floor_cmd(server, workers, port), floor_env, port)
+            try:
+                report["floor"][f"{server} x{workers}"] = measure(f"http://127.0.0.1:{port}", {"members": large["members"]})
+            finally:
+                stop(proc)
+
+        export_script = ROOT / "bench" / "export_memory.py"
+        if export_script.exists():
+            log("export memory benchmark")
+            out = subprocess.run([sys.executable, "-m", "bench.export_memory", "--json"], capture_output=True, text=True, env=env, cwd=ROOT)
+            report["export"] = out.stdout.strip().splitlines()[-1] if out.returncode == 0 else f"failed: {out.stderr[-500:]}"
+    finally:
+        tdb.stop()
+    report["total_seconds"] = time.perf_counter() - started
+    RESULTS.write_text(render(report))
+    (ROOT / "bench" / "results.json").write_text(json.dumps(report, indent=2, default=str))
+    log(f"wrote {RESULTS.relative_to(ROOT)} in {report['total_seconds']:.0f} s")
+
+
+def render(r: dict) -> str:
+    def ratio(a, b):
+        return a / b if b else float("nan")
+
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Generated by `make bench` on {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}: {r['cores']} cores, Python {r['python']}, "
+        f"wrk with {r['connections']} connections, {r['seconds']} s per measurement after a 1 s warm-up. "
+        "Absolute numbers are noisy on shared machines; the targets are ratios from the same run.",
+        "",
+        "## Dataset",
+        "",
+        f"Seeded in {r['seed_seconds']:.1f} s (bulk SQL, one pre-computed password hash): "
+        + ", ".join(f"{k} {v:,}" for k, v in r["counts"].items()),
+        "",
+        "## Throughput (large org: 10,000 members)",
+        "",
+        "| server | page | req/s | p50 ms | p95 ms | p99 ms | p99/p50 | errors |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    worst_tail, errors = 0.0, 0
+    for cfg, pages in r["throughput"].items():
+        for name, m in pages.items():
+            tail = ratio(m["p99_ms"], m["p50_ms"])
+            worst_tail = max(worst_tail, tail)
+            errors += m["errors"] + m["non2xx"]
+            lines.append(f"| {cfg} | {name} | {m['rps']:.0f} | {m['p50_ms']:.1f} | {m['p95_ms']:.1f} | {m['p99_ms']:.1f} | {tail:.1f} | {m['errors'] + m['non2xx']} |")
+    lines += ["", "## Members page vs the floor route", "",
+              "The floor replays the members page's exact SQL on raw asyncpg and renders the same template, with no framework.", "",
+              "| server | portal req/s | floor req/s | ratio (target ≥ 0.70) |", "|---|---:|---:|---:|"]
+    floor_ratios = []
+    for cfg, m in r["floor"].items():
+        ours = r["throughput"][cfg]["members"]["rps"]
+        fl = m["members"]["rps"]
+        floor_ratios.append(ratio(ours, fl))
+        lines.append(f"| {cfg} | {ours:.0f} | {fl:.0f} | {ratio(ours, fl):.2f} |")
+    first = next(iter(r["throughput"].values()))
+    lines += ["", "## Scaling with org size (uvicorn, 1 worker)", "",
+              "| page | 10,000-member org req/s | 10-member org req/s | ratio (target ≥ 0.85) | statements large / small |",
+              "|---|---:|---:|---:|---:|"]
+    scale_ratios = []
+    for name in ("members", "audit"):
+        big, sm = first[name]["rps"], first[f"{name} [small org]"]["rps"]
+        scale_ratios.append(ratio(big, sm))
+        lines.append(f"| {name} | {big:.0f} | {sm:.0f} | {ratio(big, sm):.2f} | {r['statements']['large'][name]} / {r['statements']['small'][name]} |")
+    lines += ["", "## SQL statements per request", "", "| page | large org | small org |", "|---|---:|---:|"]
+    for name, n in r["statements"]["large"].items():
+        lines.append(f"| {name} | {n} | {r['statements']['small'][name]} |")
+    if "export" in r:
+        lines += ["", "## Export", "", "```", str(r["export"]), "```"]
+    same_statements = r["statements"]["large"] == r["statements"]["small"]
+    lines += [
+        "", "## Targets", "",
+        f"- members page ≥ 0.7 × floor: {'met' if min(floor_ratios) >= 0.7 else 'NOT met'} (min {min(floor_ratios):.2f})",
+        f"- 10,000-member org ≥ 0.85 × 10-member org: {'met' if min(scale_ratios) >= 0.85 else 'NOT met'} (min {min(scale_ratios):.2f}); "
+        f"statements per request equal: {'yes' if same_statements else 'NO'}",
+        f"- 0 errors under load: {'met' if errors == 0 else f'NOT met ({errors})'}",
+        f"- p99 under 10 × p50: {'met' if worst_tail < 10 else 'NOT met'} (worst {worst_tail:.1f}×)",
+        "", f"Total run time: {r['total_seconds']:.0f} s.", "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
