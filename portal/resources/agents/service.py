@@ -77,11 +77,16 @@ async def agent_detail(ctx: OrgContext, agent_id: UUID) -> dict[str, Any]:
     return {"agent": agent, "workflows": workflows}
 
 
-async def agent_choices(ctx: OrgContext, limit: int = 500) -> list[asyncpg.Record]:
-    """Agents to pick from (the workflow form)."""
-    return await ctx.scope.fetch(
-        "SELECT a.id, a.name, a.status FROM agent a WHERE a.org_id = {org} ORDER BY lower(a.name) LIMIT $1", limit
+async def agent_choices(ctx: OrgContext, *, current: UUID | None = None, limit: int = 500) -> list[asyncpg.Record]:
+    """Agents to pick from (the workflow form): the first ``limit`` by name, and always the
+    workflow's current agent."""
+    rows = await ctx.scope.fetch(
+        """SELECT a.id, a.name, a.status FROM agent a WHERE a.org_id = {org}
+           ORDER BY a.id = $2 DESC, lower(a.name) LIMIT $1""",
+        limit,
+        current,
     )
+    return sorted(rows, key=lambda r: r["name"].lower())
 
 
 def validate(form: dict[str, str]) -> dict[str, str]:

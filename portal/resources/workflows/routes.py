@@ -28,7 +28,7 @@ def _base(org: OrgContext) -> str:
 async def _form_page(request: Request, org: OrgContext, *, form: dict, errors: dict, workflow=None, status: int = 200) -> Response:
     return await page(
         request, FORM, status=status, form=form, errors=errors, workflow=workflow,
-        agents=await agent_choices(org), definition_help=definition,
+        agents=await agent_choices(org, current=workflow["agent_id"] if workflow else None), definition_help=definition,
     )
 
 
