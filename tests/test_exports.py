@@ -286,3 +286,36 @@ def test_every_file_is_documented():
         schema = exporter.record_schema
         for field in schema["properties"]:
             assert f"`{field}`" in doc, (name, field)
+
+
+# route, method, expected status for: owner, compliance_officer, billing_admin, member, member of another org, anonymous
+MATRIX = [
+    ("GET", "/exports", (200, 200, 403, 403, 404, 303)),
+    ("POST", "/exports", (303, 303, 403, 403, 404, 303)),
+    ("GET", "/exports/{job}", (200, 200, 403, 403, 404, 303)),
+    ("GET", "/exports/{job}/download", (200, 200, 403, 403, 404, 303)),
+    ("POST", "/delete", (422, 403, 403, 403, 404, 303)),  # a wrong password: the owner is refused too
+]
+
+
+async def test_role_matrix_of_the_export_and_delete_routes(app, client_for, make_org, make_member, snapshot, client):
+    org, elsewhere = await make_org(), await make_org()
+    owner = await client_for(org.owner)
+    job_id, _, _ = await export_and_download(owner, org)
+    clients = [
+        owner,
+        await client_for(await make_member(org, "compliance_officer")),
+        await client_for(await make_member(org, "billing_admin")),
+        await client_for(await make_member(org, "member")),
+        await client_for(elsewhere.owner),
+        client,
+    ]
+    for method, path, expected in MATRIX:
+        url = f"/orgs/{org.slug}" + path.format(job=job_id)
+        for who, (c, status) in enumerate(zip(clients, expected)):
+            before = await snapshot(org.id)
+            data = {"confirm": org.slug, "password": "wrong"} if path == "/delete" else {}
+            r = await (c.post(url, data) if method == "POST" else c.get(url))
+            assert r.status_code == status, (method, path, who, r.status_code)
+            if status >= 400 or c is client:  # refused (anonymous: sent to sign in): nothing written
+                assert await snapshot(org.id) == before, (method, path, who)

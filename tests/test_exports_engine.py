@@ -218,3 +218,26 @@ async def test_background_loop_builds_requested_exports_and_stops_cleanly(client
         await worker.stop()
     assert await su.fetchval("SELECT status FROM export_job WHERE id = $1", job_id) == "done"
     assert (await download(c, org, job_id)).status_code == 200
+
+
+async def test_the_worker_policy_reads_job_rows_only_and_only_when_asked(database, client_for, make_org, su):
+    import asyncpg
+
+    org = await make_org()
+    c = await client_for(org.owner)
+    job_id = await request_export(c, org)
+    assert await ExportWorker().run_once(org_id=org.id) == job_id
+    conn = await asyncpg.connect(database.app_url)  # the app role, no org set
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM export_job WHERE id = $1", job_id) == 0
+        async with conn.transaction():
+            await conn.execute("SELECT set_config('app.export_worker', 'on', true)")
+            assert await conn.fetchval("SELECT count(*) FROM export_job WHERE id = $1", job_id) == 1
+            assert await conn.fetchval("SELECT count(*) FROM export_chunk WHERE job_id = $1", job_id) == 0
+            assert await conn.execute("UPDATE export_job SET status = 'failed' WHERE id = $1", job_id) == "UPDATE 0"
+            assert await conn.execute("DELETE FROM export_job WHERE id = $1", job_id) == "DELETE 0"
+        # transaction-local: gone with the transaction
+        assert await conn.fetchval("SELECT count(*) FROM export_job WHERE id = $1", job_id) == 0
+    finally:
+        await conn.close()
+    assert await su.fetchval("SELECT status FROM export_job WHERE id = $1", job_id) == "done"

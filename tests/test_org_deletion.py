@@ -169,3 +169,16 @@ async def test_deleting_an_org_while_its_export_runs(client_for, make_org, su):
     await asyncio.wait_for(task, timeout=60)
     assert set((await tenant_counts(su, org.id)).values()) == {0}
     assert await ExportWorker().run_once(org_id=org.id) is None
+
+
+async def test_a_double_submitted_delete_deletes_once_and_never_errors(client_for, make_org, make_member, su):
+    org = await make_org()
+    await make_member(org, "member")
+    owner = await client_for(org.owner)
+    other_tab = await client_for(org.owner)
+    form = {"confirm": org.slug, "password": PASSWORD}
+    responses = await asyncio.gather(
+        owner.post(f"/orgs/{org.slug}/delete", form), other_tab.post(f"/orgs/{org.slug}/delete", form)
+    )
+    assert sorted(r.status_code for r in responses) == [303, 404]
+    assert await su.fetchval("SELECT count(*) FROM deletion_receipt WHERE deleted_org_id = $1", org.id) == 1
