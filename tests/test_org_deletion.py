@@ -182,3 +182,16 @@ async def test_a_double_submitted_delete_deletes_once_and_never_errors(client_fo
     )
     assert sorted(r.status_code for r in responses) == [303, 404]
     assert await su.fetchval("SELECT count(*) FROM deletion_receipt WHERE deleted_org_id = $1", org.id) == 1
+
+
+async def test_password_guessing_on_the_delete_form_is_throttled_like_sign_in(client_for, make_org, su):
+    from portal.accounts.service import MAX_FAILURES_PER_PAIR
+
+    org = await make_org()
+    owner = await client_for(org.owner)
+    for _ in range(MAX_FAILURES_PER_PAIR):
+        r = await owner.post(f"/orgs/{org.slug}/delete", {"confirm": org.slug, "password": "guess"})
+        assert r.status_code == 422
+    r = await owner.post(f"/orgs/{org.slug}/delete", {"confirm": org.slug, "password": PASSWORD})
+    assert r.status_code == 429 and int(r.headers["retry-after"]) > 0
+    assert await su.fetchval("SELECT count(*) FROM organization WHERE id = $1", org.id) == 1

@@ -1,8 +1,9 @@
 """Deleting an organization: everything it owns goes, in one transaction; a receipt stays.
 
-The owner confirms with the org's URL name and their password. In the request's transaction the
-org row is locked ``FOR UPDATE`` (new rows of the org — every tenant insert takes a key-share lock
-on it — and concurrent renames or deletions wait), the org's rows are counted table by table
+The owner confirms with the org's URL name and their password (re-authentication, throttled like
+sign-in). In the request's transaction the org row is locked ``FOR UPDATE`` (new rows of the org
+— every tenant insert takes a key-share lock on it — and concurrent renames or deletions wait),
+the org's rows are counted table by table
 through its scope, a ``deletion_receipt`` (a global, append-only table) records who deleted what
 and how much, and the organization row is deleted: every tenant table cascades from it, so
 members, teams, resources, invites, the audit log and stored export archives go with it.
@@ -13,7 +14,7 @@ from __future__ import annotations
 import json
 from uuid import UUID
 
-from portal.accounts.passwords import verify_password
+from portal.accounts import service as accounts
 from portal.db import engine as db
 from portal.db import registry
 from portal.errors import Invalid, NotFound
@@ -21,7 +22,6 @@ from portal.tenancy.context import OrgContext
 from portal.tenancy.scope import TenantScope
 
 _LOCK_ORG = "SELECT slug, name FROM organization WHERE id = $1 FOR UPDATE"
-_PASSWORD = "SELECT password_hash FROM app_user WHERE id = $1"
 _RECEIPT = """
 INSERT INTO deletion_receipt (deleted_org_id, slug, name, deleted_by, deleted_by_email, row_counts)
 VALUES ($1, $2, $3, $4, $5, $6::jsonb)
@@ -44,18 +44,20 @@ async def row_counts(scope: TenantScope) -> dict[str, int]:
 async def delete_org(ctx: OrgContext, *, confirm: str, password: str) -> str:
     """Delete the org of ``ctx``; return its name. ``Invalid`` (nothing changed) if the typed
     URL name or the password is wrong."""
-    conn = db.current_connection()
     errors: dict[str, str] = {}
     if not confirm:
         errors["confirm"] = f"Type {ctx.org.slug} to confirm."
     elif confirm != ctx.org.slug:
         errors["confirm"] = f"That doesn't match. Type {ctx.org.slug} exactly."
-    # Always verify (same cost whether or not the confirmation matched).
-    password_ok = await verify_password(await conn.fetchval(_PASSWORD, ctx.user_id), password)
     if not password:
         errors["password"] = "Enter your password."
-    elif not password_ok:
-        errors["password"] = "That password isn't right."
+    else:
+        # Checked even when the confirmation is wrong (both errors at once), and throttled like
+        # sign-in: the attempt is recorded on a connection of its own, surviving our rollback.
+        try:
+            await accounts.reauthenticate(ctx.user_email, password, ctx.ip)
+        except Invalid:
+            errors["password"] = "That password isn't right."
     if errors:
         raise Invalid("The organization was not deleted.", field_errors=errors)
     return await erase(ctx.scope, deleted_by=ctx.user_id, deleted_by_email=ctx.user_email)
