@@ -65,17 +65,11 @@ class _Rollback(Exception):
     pass
 
 
-_RESOLVE = """
-SELECT o.id AS org_id, o.slug, o.name, m.id AS membership_id, m.role
-FROM organization o
-JOIN membership m ON m.org_id = o.id AND m.user_id = $2
-WHERE o.slug = $1
-"""
-# Unsafe requests, under the tenant, in this order: the org row (writes of one org queue up; no
-# lock cycles between them), then the actor's membership. FOR KEY SHARE on the membership would
-# not conflict with an UPDATE of the role; FOR SHARE does, so a demotion waits for us.
-_LOCK_ORG = "SELECT 1 FROM organization WHERE id = $1 FOR NO KEY UPDATE"
-_LOCK = "SELECT role FROM membership WHERE id = $1 FOR SHARE"
+# One round trip (see migrations/…09_45…): set the user, find org + membership, set the tenant,
+# and for unsafe requests lock, in this order, the org row FOR NO KEY UPDATE (writes of one org
+# queue up; no lock cycles between them) and the actor's membership FOR SHARE (FOR KEY SHARE would
+# not conflict with an UPDATE of the role; FOR SHARE does, so a demotion waits for us).
+_ENTER = "SELECT * FROM enter_org($1, $2, $3)"
 SLUG_SHAPE = re.compile(r"^[a-z0-9-]{1,40}$")
 MAX_BODY = 1_048_576  # bytes an org form may send
 BODY_TIMEOUT = 15.0  # seconds to receive it, before any transaction or lock is taken
@@ -99,18 +93,10 @@ async def resolve(slug: str, user: Any, perm: Perm, *, lock: bool, ip: str = "")
     """Resolve the org for the open transaction; raise NotFound / Forbidden."""
     if not SLUG_SHAPE.match(slug):
         raise NotFound()
-    conn = db.current_connection()
-    row = await conn.fetchrow(_RESOLVE, slug, user.id)
+    row = await db.current_connection().fetchrow(_ENTER, slug, user.id, lock)
     if row is None:
         raise NotFound()
-    await db.set_tenant(row["org_id"])
     role = row["role"]
-    if lock:
-        if await conn.fetchval(_LOCK_ORG, row["org_id"]) is None:  # deleted while we waited
-            raise NotFound()
-        role = await conn.fetchval(_LOCK, row["membership_id"])
-        if role is None:  # removed while we waited for the lock
-            raise NotFound()
     if not allowed(role, perm):
         raise Forbidden("Your role in this organization doesn't allow that.")
     return OrgContext(
@@ -157,7 +143,7 @@ class OrgContextMiddleware:
             # connection, an open transaction and row locks while it trickles in.
             receive = await _buffered_body(receive)
         try:
-            async with db.transaction(user_id=user.id):
+            async with db.transaction():  # enter_org sets user and tenant
                 ctx = await resolve(scope["path_params"]["slug"], user, perm, lock=unsafe, ip=client_ip(scope))
                 scope["state"]["org"] = ctx
                 await self.app(scope, receive, hold)
