@@ -58,6 +58,7 @@ async def invite_row(request: Request, org: NamedDependency[OrgContext], invite_
     """One list row, polled by htmx while its email is being sent."""
     parsed = service.parse_id(invite_id)
     if not is_htmx(request):
+        await service.one_invite(org, parsed)  # an id of another org: the same 404 as any unknown id
         return redirect(request, _list_url(org))
     await delivery.settle(org.org.id, parsed)
     invite = await service.one_invite(org, parsed)

@@ -1,0 +1,98 @@
+"""The checked-in access table: what every route of the portal requires, written from SPEC §2 and
+§7 (not read from the code). `tests/test_isolation_matrix.py` walks the live route table against
+it: a route missing here fails the suite until its row is added.
+
+PUBLIC: anyone. SIGNED_IN: any signed-in user (not org-scoped). Otherwise the SPEC §2 permission
+an org route needs; who holds it comes from SPEC_HOLDERS below (again SPEC §2, not the code).
+"""
+
+from __future__ import annotations
+
+PUBLIC, SIGNED_IN = "public", "signed-in"
+VIEW, MANAGE_RESOURCES, BILLING, AUDIT, EXPORT, MEMBERS, ORG, LEAVE = (
+    "view", "manage-resources", "billing", "audit", "export", "manage-members", "manage-org", "leave",
+)
+
+# SPEC §2, row by row.
+ROLES = ("owner", "billing_admin", "compliance_officer", "member")
+SPEC_HOLDERS = {
+    VIEW: {"owner", "billing_admin", "compliance_officer", "member"},
+    MANAGE_RESOURCES: {"owner", "member"},
+    BILLING: {"owner", "billing_admin"},
+    AUDIT: {"owner", "compliance_officer"},
+    EXPORT: {"owner", "compliance_officer"},
+    MEMBERS: {"owner"},
+    ORG: {"owner"},
+    LEAVE: {"billing_admin", "compliance_officer", "member"},
+}
+
+ACCESS = {
+    "GET /": PUBLIC,
+    "GET /healthz": PUBLIC,
+    "GET /signup": PUBLIC,
+    "POST /signup": PUBLIC,
+    "GET /login": PUBLIC,
+    "POST /login": PUBLIC,
+    "GET /forgot-password": PUBLIC,
+    "POST /forgot-password": PUBLIC,
+    "GET /reset-password/{token}": PUBLIC,
+    "POST /reset-password/{token}": PUBLIC,
+    "GET /invites/{token}": PUBLIC,
+    "GET /static/{file_path}": PUBLIC,
+    "POST /logout": SIGNED_IN,
+    "GET /account": SIGNED_IN,
+    "POST /account/sign-out-everywhere": SIGNED_IN,
+    "GET /orgs": SIGNED_IN,
+    "POST /orgs": SIGNED_IN,
+    "POST /invites/{token}/accept": SIGNED_IN,
+    # org routes
+    "GET /orgs/{slug}": VIEW,
+    "GET /orgs/{slug}/settings": ORG,
+    "POST /orgs/{slug}/settings": ORG,
+    "POST /orgs/{slug}/delete": ORG,
+    "GET /orgs/{slug}/transfer": ORG,
+    "POST /orgs/{slug}/transfer": ORG,
+    "GET /orgs/{slug}/members": VIEW,
+    "POST /orgs/{slug}/members/{member_id}/role": MEMBERS,
+    "GET /orgs/{slug}/members/{member_id}/remove": MEMBERS,
+    "POST /orgs/{slug}/members/{member_id}/remove": MEMBERS,
+    "GET /orgs/{slug}/leave": VIEW,  # the owner is shown why they can't leave
+    "POST /orgs/{slug}/leave": LEAVE,
+    "GET /orgs/{slug}/invites": MEMBERS,
+    "POST /orgs/{slug}/invites": MEMBERS,
+    "GET /orgs/{slug}/invites/{invite_id}": MEMBERS,
+    "POST /orgs/{slug}/invites/{invite_id}/resend": MEMBERS,
+    "POST /orgs/{slug}/invites/{invite_id}/revoke": MEMBERS,
+    "GET /orgs/{slug}/billing": BILLING,
+    "POST /orgs/{slug}/billing": BILLING,
+    "GET /orgs/{slug}/audit": AUDIT,
+    "GET /orgs/{slug}/audit.csv": AUDIT,
+    "GET /orgs/{slug}/access-report": AUDIT,
+    "GET /orgs/{slug}/access-report.csv": AUDIT,
+    "GET /orgs/{slug}/exports": EXPORT,
+    "POST /orgs/{slug}/exports": EXPORT,
+    "GET /orgs/{slug}/exports/{export_id}": EXPORT,
+    "GET /orgs/{slug}/exports/{export_id}/download": EXPORT,
+}
+for _kind, _id in (("agents", "agent_id"), ("workflows", "workflow_id"), ("connections", "connection_id"), ("teams", "team_id")):
+    ACCESS.update(
+        {
+            f"GET /orgs/{{slug}}/{_kind}": VIEW,
+            f"GET /orgs/{{slug}}/{_kind}/{{{_id}}}": VIEW,
+            f"GET /orgs/{{slug}}/{_kind}/new": MANAGE_RESOURCES,
+            f"POST /orgs/{{slug}}/{_kind}": MANAGE_RESOURCES,
+            f"GET /orgs/{{slug}}/{_kind}/{{{_id}}}/edit": MANAGE_RESOURCES,
+            f"POST /orgs/{{slug}}/{_kind}/{{{_id}}}/edit": MANAGE_RESOURCES,
+            f"GET /orgs/{{slug}}/{_kind}/{{{_id}}}/delete": MANAGE_RESOURCES,
+            f"POST /orgs/{{slug}}/{_kind}/{{{_id}}}/delete": MANAGE_RESOURCES,
+        }
+    )
+ACCESS.update(
+    {
+        "POST /orgs/{slug}/agents/{agent_id}/status": MANAGE_RESOURCES,
+        "POST /orgs/{slug}/workflows/{workflow_id}/enabled": MANAGE_RESOURCES,
+        "POST /orgs/{slug}/connections/{connection_id}/secret": MANAGE_RESOURCES,
+        "POST /orgs/{slug}/teams/{team_id}/members": MANAGE_RESOURCES,
+        "POST /orgs/{slug}/teams/{team_id}/members/{membership_id}/remove": MANAGE_RESOURCES,
+    }
+)
