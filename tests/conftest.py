@@ -17,12 +17,17 @@ import asyncpg
 import httpx
 import pytest
 from argon2 import PasswordHasher
+from hypothesis import settings
 
 from portal import clock
 from portal.config import load_settings, set_settings
 from tests.pg import TestDatabase
 
 logging.getLogger("httpx").setLevel(logging.WARNING)
+
+# `make fuzz` runs the property-based tests with many more examples (HYPOTHESIS_PROFILE=fuzz).
+settings.register_profile("fuzz", max_examples=2000, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 PASSWORD = "correct-horse-battery-staple"
 # Hashing is deliberately slow; factories reuse one hash (cheap parameters, same algorithm).
