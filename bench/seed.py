@@ -109,8 +109,8 @@ async def seed(conn: asyncpg.Connection, *, scale: float = 1.0) -> dict[str, flo
         int(100_000 * scale) or 100, max(1, int(100_000 * scale) // max(1, n_orgs - 2)),
     )
     t = time.perf_counter()
-    await conn.execute("ANALYZE")
-    timings["analyze"] = time.perf_counter() - t
+    await conn.execute("VACUUM ANALYZE")  # what autovacuum would have done by now: visibility map + statistics
+    timings["vacuum_analyze"] = time.perf_counter() - t
     return timings
 
 
