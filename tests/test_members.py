@@ -7,6 +7,8 @@ import re
 import uuid
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import html
 
@@ -523,3 +525,36 @@ def test_grantable_never_exceeds_the_granter():
                 assert MATRIX[role] - {Perm.LEAVE} <= MATRIX[actor]
     assert all(grantable(Role.OWNER, r) for r in (Role.MEMBER, Role.BILLING_ADMIN, Role.COMPLIANCE_OFFICER))
     assert not grantable(Role.MEMBER, Role.BILLING_ADMIN) and not grantable(Role.BILLING_ADMIN, Role.COMPLIANCE_OFFICER)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    ident=st.text(max_size=80),
+    role=st.text(max_size=60),
+    q=st.text(max_size=200),
+    cursor=st.text(max_size=80),
+    member_id=st.text(max_size=80),
+    password=st.text(max_size=80),
+)
+async def test_member_inputs_fuzz_never_500(crew, client_for, su, ident, role, q, cursor, member_id, password):
+    """SECURITY 31 for these routes: any path id, role, search, cursor or form value is answered
+    without a 500, and nothing changes hands."""
+    from urllib.parse import quote
+
+    c = await client_for(crew.org.owner)
+    base = f"/orgs/{crew.org.slug}"
+    path_id = quote(ident, safe="")
+    responses = [
+        await c.get(f"{base}/members", params={"q": q, "after": cursor}),
+        await c.get(f"{base}/members", params={"q": q, "before": cursor}, headers={"HX-Request": "true", "HX-Target": "member-list"}),
+        await c.post(f"{base}/members/{path_id}/role", {"role": role}),
+        await c.post(f"{base}/members/{path_id}/role", {"role": role}, htmx=True),
+        await c.get(f"{base}/members/{path_id}/remove"),
+        await c.post(f"{base}/members/{path_id}/remove", htmx=True),
+        await c.get(f"{base}/transfer", params={"q": q, "member_id": member_id}),
+        await c.post(f"{base}/transfer", {"member_id": member_id, "password": password, "q": q}),
+    ]
+    for r in responses:
+        assert r.status_code < 500, (r.request.method, r.request.url, r.status_code)
+    assert await owner_count(su, crew.org) == 1
+    assert len(await roles_of(su, crew.org)) == 4
