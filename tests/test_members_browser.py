@@ -121,7 +121,7 @@ async def test_member_leaves_and_owner_transfers(new_page, make_org, make_member
     await owner.get_by_label("Member who becomes the owner").select_option(str(heir_id))
     await owner.get_by_label("Your password").fill("not the password")
     await owner.get_by_role("button", name="Transfer ownership").click()
-    await owner.get_by_text("That password is not correct.").wait_for()
+    await owner.get_by_text("That password isn't right.").wait_for()
     await owner.get_by_label("Your password").fill(PASSWORD)
     await owner.get_by_role("button", name="Transfer ownership").click()
     await owner.wait_for_url(f"**/orgs/{org.slug}")

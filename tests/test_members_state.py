@@ -25,7 +25,6 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from portal.members import service
 from portal.members.service import REAUTH_MAX_FAILURES, grantable
 from portal.tenancy.permissions import Role
 from tests.conftest import PASSWORD
@@ -43,10 +42,6 @@ async def test_membership_state_machine(su, make_org, make_member, make_user, cl
 
     def run(coro, timeout: float = 30):
         return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout)
-
-    async def drain_background():
-        if service._background:
-            await asyncio.gather(*list(service._background))
 
     class Membership(RuleBasedStateMachine):
         def __init__(self) -> None:
@@ -147,7 +142,6 @@ async def test_membership_state_machine(su, make_org, make_member, make_user, cl
             actor, target = self.person(a), self.person(t)
             password = PASSWORD if right_password else "not-the-password"
             r = self.post(actor, "/transfer", {"member_id": str(self.mids[target.id]), "password": password})
-            run(drain_background())
             actor_role = self.roles.get(actor.id)
             if actor_role is None:
                 expected = 404

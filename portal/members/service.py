@@ -28,8 +28,6 @@ No Litestar here: functions take the ``OrgContext`` and raise domain errors.
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 import functools
 import logging
 import re
@@ -39,11 +37,10 @@ from uuid import UUID
 
 import asyncpg
 
-from portal import clock
-from portal.accounts.passwords import verify_password
+from portal.accounts import service as accounts
 from portal.audit import service as audit
 from portal.db import engine as db
-from portal.errors import Conflict, Forbidden, Invalid, NotFound, TooManyRequests
+from portal.errors import Conflict, Forbidden, Invalid, NotFound
 from portal.tenancy.context import OrgContext
 from portal.tenancy.permissions import ASSIGNABLE_ROLES, MATRIX, ROLE_LABELS, Perm, Role
 
@@ -52,8 +49,7 @@ log = logging.getLogger("portal.members")
 PAGE_SIZE = 50
 MAX_QUERY = 100
 TRANSFER_CANDIDATES = 50
-REAUTH_WINDOW = timedelta(minutes=15)
-REAUTH_MAX_FAILURES = 5
+REAUTH_MAX_FAILURES = accounts.MAX_FAILURES_PER_PAIR
 
 MEMBER_GONE = "That person is not a member of this organization (any more). Reload the page to see the current members."
 CONCURRENT = (
@@ -385,47 +381,10 @@ async def leave(ctx: OrgContext) -> None:
 
 
 # -- transfer ----------------------------------------------------------------------------------
-def _reauth_bucket(user_id: UUID) -> str:
-    return f"reauth:{user_id}"
-
-
-async def _reauth_failures(user_id: UUID) -> int:
-    return await db.current_connection().fetchval(
-        "SELECT count(*) FROM rate_hit WHERE bucket = $1 AND at > $2", _reauth_bucket(user_id), clock.now() - REAUTH_WINDOW
-    )
-
-
-_background: set[asyncio.Task] = set()
-
-
-def _record_reauth_failure(user_id: UUID) -> asyncio.Task:
-    """Count a wrong password. The request's transaction rolls back (the response is a 422), so
-    the hit is written by a task of its own, in a fresh context (no inherited transaction)
-    that never makes the request wait for a second pooled connection."""
-    bucket, at = _reauth_bucket(user_id), clock.now()
-
-    async def write() -> None:
-        try:
-            async with db.transaction() as conn:
-                await conn.execute("INSERT INTO rate_hit (bucket, at) VALUES ($1, $2)", bucket, at)
-        except Exception:  # throttling is best effort; never fail the request for it
-            log.exception("could not record a failed re-authentication")
-
-    task = asyncio.get_running_loop().create_task(write(), context=contextvars.Context())
-    _background.add(task)
-    task.add_done_callback(_background.discard)
-    return task
-
-
 async def _reauthenticate(ctx: OrgContext, password: str) -> None:
-    if await _reauth_failures(ctx.user_id) >= REAUTH_MAX_FAILURES:
-        raise TooManyRequests(
-            "Too many wrong passwords. Wait a few minutes before trying again.", retry_after=int(REAUTH_WINDOW.total_seconds())
-        )
-    password_hash = await db.current_connection().fetchval("SELECT password_hash FROM app_user WHERE id = $1", ctx.user_id)
-    if not await verify_password(password_hash, password):
-        _record_reauth_failure(ctx.user_id)
-        raise Invalid("Please correct the highlighted fields.", field_errors={"password": "That password is not correct."})
+    """The password check before a transfer: the sign-in throttle's budget, recorded on a
+    connection of its own (this request's transaction rolls back on a wrong password)."""
+    await accounts.reauthenticate(ctx.user_email, password, ctx.ip)
 
 
 @_race_safe

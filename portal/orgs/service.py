@@ -120,6 +120,6 @@ async def rename_org(ctx: OrgContext, name: str) -> None:
         return
     # The organization row is global (it is the tenant itself); lock it like every org-level change.
     conn = db.current_connection()
-    await conn.execute("SELECT 1 FROM organization WHERE id = $1 FOR UPDATE", ctx.org.id)
+    await conn.execute("SELECT 1 FROM organization WHERE id = $1 FOR NO KEY UPDATE", ctx.org.id)
     await conn.execute("UPDATE organization SET name = $2 WHERE id = $1", ctx.org.id, name)
     await audit.record(ctx, "org.renamed", target=("organization", ctx.org.id, name), before={"name": ctx.org.name}, after={"name": name})
