@@ -29,9 +29,10 @@ test: $(STAMP)
 	$(BIN)/pytest
 
 fuzz: $(STAMP)
-	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest -m "not browser" tests
+	HYPOTHESIS_PROFILE=fuzz LIFECYCLE_EXAMPLES=400 $(BIN)/pytest -m "not browser" tests
 
 bench: $(STAMP)
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python -m bench.run
 
 screenshots: $(STAMP)
