@@ -81,10 +81,12 @@ async def deliver(outgoing: Outgoing) -> None:
     token_hash = hash_token(outgoing.token)
     async with db.transaction() as conn:
         await conn.execute("SELECT set_config('lock_timeout', $1, true)", LOCK_WAIT)
-        # Wait for the creating transaction (it holds this row FOR NO KEY UPDATE until it ends).
-        await conn.execute("SELECT 1 FROM organization WHERE id = $1 FOR SHARE", outgoing.org_id)
+        # The tenant first: row locks on organization obey its RLS UPDATE policy (the org itself),
+        # and a lock request on a row it hides would return at once instead of waiting.
         scope = await tenancy.enter(outgoing.org_id)
-        row = await scope.fetchrow(_FOR_MAIL, outgoing.invite_id, token_hash)
+        # Wait for the creating transaction (it holds this row FOR NO KEY UPDATE until it ends).
+        org_alive = await conn.fetchval("SELECT 1 FROM organization WHERE id = $1 FOR SHARE", outgoing.org_id)
+        row = await scope.fetchrow(_FOR_MAIL, outgoing.invite_id, token_hash) if org_alive else None
     if row is None:
         log.info("invite %s not emailed: rolled back, revoked or replaced before delivery", outgoing.invite_id)
         return

@@ -114,7 +114,9 @@ def parse_id(raw: str) -> UUID:
 async def _lock_org(ctx: OrgContext) -> None:
     """Serialize invite creation per org (seat limit, rate limit). NO KEY UPDATE does not block
     inserts that merely reference the org; the delivery task waits on this lock (see delivery)."""
-    await db.current_connection().execute("SELECT 1 FROM organization WHERE id = $1 FOR NO KEY UPDATE", ctx.org.id)
+    locked = await db.current_connection().fetchval("SELECT 1 FROM organization WHERE id = $1 FOR NO KEY UPDATE", ctx.org.id)
+    if locked is None:  # deleted meanwhile (or not visible to lock: then nothing below would be safe)
+        raise NotFound()
 
 
 async def _check_rate(ctx: OrgContext, now: datetime) -> None:
