@@ -25,7 +25,7 @@ from portal.accounts.service import normalize_email, validate_email, validate_pa
 from portal.config import get_settings
 from portal.db import engine as db
 from portal.errors import Invalid, NotFound, TooManyRequests
-from portal.invites import ratelimit
+from portal import ratelimit
 from portal.mail import background
 
 log = logging.getLogger("portal.accounts")

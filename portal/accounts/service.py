@@ -8,7 +8,7 @@ from uuid import UUID
 
 import asyncpg
 
-from portal import clock
+from portal import clock, ratelimit
 from portal.accounts.passwords import hash_password, verify_password
 from portal.db import engine as db
 from portal.errors import Invalid, TooManyRequests
@@ -163,14 +163,9 @@ async def reauthenticate(email: str, password: str, ip: str) -> None:
 
 async def check_signup_rate(ip: str) -> None:
     """At most SIGNUPS_PER_HOUR new accounts per client per hour (argon2 hashing is costly)."""
-    now = clock.now()
-    async with db.connection() as conn:
-        async with conn.transaction():
-            bucket = "signup:" + ip[:64]
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", bucket)
-            recent = await conn.fetchval(
-                "SELECT count(*) FROM rate_hit WHERE bucket = $1 AND at > $2", bucket, now - timedelta(hours=1)
-            )
-            if recent >= SIGNUPS_PER_HOUR:
-                raise TooManyRequests("Too many accounts created from your network. Try again later.", retry_after=3600)
-            await conn.execute("INSERT INTO rate_hit (bucket, at) VALUES ($1, $2)", bucket, now)
+    await ratelimit.hit(
+        "signup:" + ip,
+        limit=SIGNUPS_PER_HOUR,
+        window=timedelta(hours=1),
+        message="Too many accounts created from your network. Try again later.",
+    )

@@ -23,7 +23,7 @@ from portal.audit import service as audit
 from portal.config import get_settings
 from portal.db import engine as db
 from portal.errors import Conflict, Forbidden, Invalid, NotFound, TooManyRequests
-from portal.invites import ratelimit
+from portal import ratelimit
 from portal.tenancy import scope as tenancy
 from portal.tenancy.context import OrgContext
 from portal.tenancy.permissions import ASSIGNABLE_ROLES, Role
