@@ -279,3 +279,33 @@ async def test_every_form_id_of_another_org_is_refused(app, su, make_org, make_m
         assert r.status_code == 404, (path, field_name, r.status_code)
         assert await org_state(su, snapshot, theirs.org_id) == theirs_before
         assert await org_state(su, snapshot, mine.org_id) == mine_before
+
+
+async def test_every_unsafe_route_refuses_a_missing_or_wrong_csrf_token(app, su, make_org, make_member, make_user, client_for, snapshot):
+    """SECURITY.md 24, swept over the route table: for every unsafe route, a caller the route
+    would otherwise serve, without the token and with a forged one → 403, nothing written."""
+    w = await build_world(su, make_org, make_member, make_user, with_outsiders=False)
+    checked = 0
+    for method, path in live_routes(app):
+        if method == "GET":
+            continue
+        requirement = ACCESS[f"{method} {path}"]
+        if path.startswith("/orgs/{slug}"):
+            user = w.users[sorted(SPEC_HOLDERS[requirement], key=ROLES.index)[0]]
+            c = await client_for(user)
+        elif requirement == SIGNED_IN:
+            c = await client_for(w.users["member"])
+        else:
+            c = Client(app)
+            await c.ensure_csrf()
+        url = fill(path, w.ids, w.slug)
+        for token in (None, "forged-" + secrets.token_hex(32)):
+            before = await org_state(su, snapshot, w.org_id)
+            sessions_before = await su.fetchval("SELECT count(*) FROM user_session WHERE revoked_at IS NULL")
+            form = plausible_form(w) | ({"_csrf_token": token} if token else {})
+            r = await c.post(url, form, csrf=False)
+            assert r.status_code == 403, (method, path, token is not None, r.status_code)
+            assert await org_state(su, snapshot, w.org_id) == before, (method, path)
+            assert await su.fetchval("SELECT count(*) FROM user_session WHERE revoked_at IS NULL") == sessions_before
+            checked += 1
+    assert checked > 60
