@@ -6,11 +6,8 @@ from piccolo.engine import engine_finder
 
 # The tenant of the current transaction. set_config(..., true) makes it transaction-local; after the
 # transaction it reads '' rather than NULL, hence NULLIF before the cast.
-#
-# Wrapped in a scalar subquery, PostgreSQL evaluates it once per statement (an InitPlan) instead of
-# once per row: an index condition, and a cheap comparison where two policies are OR-ed.
-CURRENT_ORG = "(SELECT NULLIF(current_setting('app.org_id', true), '')::uuid)"
-CURRENT_USER = "(SELECT NULLIF(current_setting('app.user_id', true), '')::uuid)"
+CURRENT_ORG = "NULLIF(current_setting('app.org_id', true), '')::uuid"
+CURRENT_USER = "NULLIF(current_setting('app.user_id', true), '')::uuid"
 
 
 async def execute(sql: str) -> None:
