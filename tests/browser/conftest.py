@@ -27,9 +27,13 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def live_server(database):
-    """`portal serve` in a subprocess, as in production (minus TLS)."""
+    """`portal serve` in a subprocess, as in production (minus TLS).
+
+    One per test module, not per session: the server runs the export worker, which must not be
+    alive (claiming other tests' export jobs) while the rest of the suite drives workers itself.
+    """
     port = free_port()
     env = {**os.environ, **database.env(), "BASE_URL": f"http://127.0.0.1:{port}"}
     env.update(getattr(live_server, "extra_env", {}))
