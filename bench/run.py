@@ -230,6 +230,10 @@ HISTORY = [
     " connection release (2 per request) and three separate statements to resolve the org (set user, find"
     " membership, set tenant). Now a pool reset hook skips the reset (the app never sets session state; tests"
     " enforce it) and one `enter_org()` call does the resolution, locks included.",
+    "- **Members page, deep page (position 5,000): 76 → 116 req/s** (uvicorn, 1 worker). Under RLS the planner"
+    " underestimates the rows after the cursor and picks a bitmap scan plus sort; it then joined every"
+    " remaining account before the LIMIT (25 ms). The page now limits the memberships first and joins 51"
+    " accounts (9 ms).",
     "- **Seeding 100,000 memberships: 56 s → 3 s** (a correlated subquery per row replaced by an array lookup).",
     "- **Tried and reverted: RLS policies in the InitPlan form** `(SELECT current_setting(...))`. Counting 10,000"
     " members went 6 ms → 2 ms, but with the tenant hidden from the planner the members page lost its ordered"
