@@ -76,3 +76,11 @@ def recording():
         yield rec
     finally:
         _current.reset(token)
+
+
+@contextmanager
+def count_statements():
+    """The statements sent while the block runs (in this task and the tasks it starts), as
+    (method, sql, args): what tests count to prove a page's queries don't grow with rows."""
+    with recording() as rec:
+        yield rec.statements

@@ -8,7 +8,6 @@ import re
 
 import pytest
 
-from portal.app import ORG_PREFIX
 from portal.db import registry
 from portal.tenancy.context import OrgContextMiddleware, required_permission
 from portal.tenancy.permissions import Perm
@@ -50,10 +49,6 @@ def test_public_list_names_only_real_routes(app):
         served.setdefault(path, set()).update(handler.http_methods)
     for path, methods in PUBLIC_ROUTES.items():
         assert methods - {"HEAD"} <= served[path], (path, methods - served[path])
-
-
-def test_org_prefix_is_the_one_org_router():
-    assert ORG_PREFIX == "/orgs/{slug:str}"
 
 
 def _fill(path: str) -> str:

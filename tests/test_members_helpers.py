@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import re
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-import asyncpg
 import pytest
 
 ROLES = ("owner", "billing_admin", "compliance_officer", "member")
@@ -102,37 +100,6 @@ async def wait_until_blocked_on_lock(su, timeout: float = 5.0, count: int = 1, u
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("no request is waiting for a lock")
         await asyncio.sleep(0.01)
-
-
-class StatementCounter:
-    """Counts statements sent by every asyncpg connection of this process while active."""
-
-    def __init__(self) -> None:
-        self.statements: list[str] = []
-
-    @contextmanager
-    def counting(self):
-        conn_cls = asyncpg.connection.Connection
-        original_execute, original_inner = conn_cls.execute, conn_cls._execute
-        counter = self
-
-        async def execute(self, query, *args, **kw):
-            if not args:
-                counter.statements.append(query)
-            return await original_execute(self, query, *args, **kw)
-
-        async def _execute(self, query, args, limit, timeout, **kw):
-            counter.statements.append(query)
-            return await original_inner(self, query, args, limit, timeout, **kw)
-
-        conn_cls.execute, conn_cls._execute = execute, _execute
-        try:
-            yield self
-        finally:
-            conn_cls.execute, conn_cls._execute = original_execute, original_inner
-
-    def __len__(self) -> int:
-        return len(self.statements)
 
 
 def visible(text: str) -> str:

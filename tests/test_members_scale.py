@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from tests.test_members_helpers import StatementCounter
+from bench.recorder import count_statements
 
 BIG = 10_000
 
@@ -53,11 +53,10 @@ async def test_statements_per_page_are_fixed(big_org, make_org, make_member, cli
     await small_client.get(f"/orgs/{small.slug}")
 
     async def statements(c, url: str) -> int:
-        counter = StatementCounter()
-        with counter.counting():
+        with count_statements() as seen:
             r = await c.get(url)
         assert r.status_code == 200, url
-        return len(counter)
+        return len(seen)
 
     base = f"/orgs/{big_org.slug}/members"
     first = await big_client.get(base)

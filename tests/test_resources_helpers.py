@@ -4,14 +4,11 @@ counter."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import uuid
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-import asyncpg
 
 from tests.conftest import unique
 
@@ -123,33 +120,6 @@ def handler_for(app, method: str, path: str):
 
 def fill(path: str, values: dict[str, str]) -> str:
     return re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path)
-
-
-@contextmanager
-def count_statements():
-    """Statements sent to PostgreSQL by the current task (the request, which httpx's ASGI
-    transport runs in the caller's task), whatever connection or library sends them."""
-    task = asyncio.current_task()
-    seen: list[str] = []
-    cls = asyncpg.connection.Connection
-    names = ("execute", "executemany", "fetch", "fetchrow", "fetchval")
-    originals = {name: getattr(cls, name) for name in names}
-
-    def wrap(original):
-        def counted(self, query, *args, **kwargs):
-            if asyncio.current_task() is task:
-                seen.append(query)
-            return original(self, query, *args, **kwargs)
-
-        return counted
-
-    for name in names:
-        setattr(cls, name, wrap(originals[name]))
-    try:
-        yield seen
-    finally:
-        for name, original in originals.items():
-            setattr(cls, name, original)
 
 
 async def events(su, org_id, action: str | None = None) -> list:

@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from tests.test_resources_helpers import DEFINITION, count_statements
+from bench.recorder import count_statements
+from tests.test_resources_helpers import DEFINITION
 
 PAGES = [
     "",
