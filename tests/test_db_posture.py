@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 import asyncpg
 import pytest
@@ -147,7 +146,6 @@ async def test_pool_of_one_sees_only_the_current_request_org(app, database, make
 
 async def test_concurrent_transactions_for_different_orgs_never_mix(app, make_org, make_user):
     from portal.db import engine as db
-    from portal.db.tables import Membership
     from portal.tenancy import scope as tenancy
 
     orgs = [await make_org() for _ in range(6)]

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import re
 
-import pytest
 
 from portal.db import registry
 from portal.tenancy.context import OrgContextMiddleware, required_permission
-from portal.tenancy.permissions import Perm
 from portal.tenancy.public import PUBLIC_ROUTES, is_public
 from portal.web.auth import SessionMiddleware
 

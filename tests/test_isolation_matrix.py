@@ -10,7 +10,6 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
 from uuid import UUID
 
 import pytest
