@@ -130,7 +130,8 @@ async def test_replace_and_clear_the_secret_without_javascript(setup, su):
         ({"name": "X", "kind": "openai", "config": "[]"}, "config", "It must be a JSON object"),
         ({"name": "X", "kind": "openai", "config": json.dumps({"k": "v" * 5000})}, "config", "at most 4,000 characters"),
         ({"name": "X", "kind": "openai", "config": '{"api_key": "sk-live"}'}, "config", "“api_key” looks like a credential"),
-        ({"name": "X", "kind": "postgres", "config": '{"auth": {"Password": "hunter2"}}'}, "config", "“auth.Password” looks like a credential"),
+        ({"name": "X", "kind": "postgres", "config": '{"options": {"Password": "hunter2"}}'}, "config", "“options.Password” looks like a credential"),
+        ({"name": "X", "kind": "", "config": '{"db_password": "hunter2"}'}, "config", "“db_password” looks like a credential"),
         ({"name": "X", "kind": "openai", "secret": "s" * 4097}, "secret", "at most 4,096 characters"),
         ({"name": "n" * 300, "kind": "openai"}, "name", "at most 100 characters"),
     ],
@@ -163,8 +164,9 @@ async def test_the_fixed_list_of_kinds_is_the_database_constraint(su):
 
 async def test_list_search_matches_names_and_kind_labels(setup):
     org, c, base = setup
-    await c.post(base, {"name": "Warehouse", "kind": "postgres", "config": "{}"})
-    await c.post(base, {"name": "Alerts", "kind": "slack", "config": "{}"})
+    for form in ({"name": "Warehouse", "kind": "postgres", "config": '{"host": "db", "database": "dw"}'},
+                 {"name": "Alerts", "kind": "slack", "config": "{}"}):
+        assert (await c.post(base, form)).status_code == 303
     r = await c.get(f"{base}?q=postgre")
     assert "Warehouse" in r.text and "Alerts" not in r.text
     r = await c.get(f"{base}?q=alerts")

@@ -16,6 +16,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Literal, Sequence
 
 from portal import clock
 from portal.db import registry
+from portal.resources.connections.kinds import without_credentials
 from portal.exports.format import (
     BOOLEAN,
     ID,
@@ -393,7 +394,8 @@ register(
                 "id": uid(r["id"]),
                 "name": r["name"],
                 "kind": r["kind"],
-                "config": json_value(r["config"]),
+                # A credential left in a config saved before the per-kind allow-list is not exported.
+                "config": without_credentials(json_value(r["config"])),
                 "secret": REDACTED if r["secret_set_at"] is not None else None,
                 "secret_set_at": iso(r["secret_set_at"]),
                 "created_by": uid(r["created_by"]),

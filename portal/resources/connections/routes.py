@@ -33,10 +33,14 @@ def _without_secret(form: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in form.items() if k != "secret"}
 
 
-async def _form_page(request: Request, *, form: dict, errors: dict, connection=None, status: int = 200) -> Response:
+async def _form_page(
+    request: Request, *, form: dict, errors: dict, connection=None, status: int = 200, block: str | None = None
+) -> Response:
+    kind = connection["kind"] if connection else form.get("kind")
     return await page(
-        request, FORM, status=status, form=_without_secret(form), errors=errors, connection=connection,
+        request, FORM, status=status, block=block, form=_without_secret(form), errors=errors, connection=connection,
         kinds=service.KINDS, examples={k: pretty_json(v.example) for k, v in service.KINDS.items()},
+        chosen=kind if kind in service.KINDS else None,
     )
 
 
@@ -46,7 +50,7 @@ async def _detail_page(
     return await page(
         request, DETAIL, status=status, block=block, message=message,
         connection=connection, kind=service.KINDS.get(connection["kind"]), errors=errors or {},
-        config_json=pretty_json(connection["config"]),
+        config_json=pretty_json(service.shown_config(connection)), config_problem=service.stored_config_problem(connection),
     )
 
 
@@ -59,7 +63,10 @@ async def connection_list(request: Request, org: NamedDependency[OrgContext]) ->
 
 @get("/connections/new", opt={"permission": Perm.MANAGE_RESOURCES})
 async def connection_new(request: Request, org: NamedDependency[OrgContext]) -> Response:
-    return await _form_page(request, form={"config": "{}"}, errors={})
+    """``?kind=`` preselects a kind; the kind select asks for just its keys' block when it changes."""
+    kind = request.query_params.get("kind")
+    block = fragment(request, "config_keys") if request.headers.get("hx-target") == "config-keys" else None
+    return await _form_page(request, form={"config": "{}", "kind": kind if kind in service.KINDS else ""}, errors={}, block=block)
 
 
 @post("/connections", opt={"permission": Perm.MANAGE_RESOURCES}, status_code=303)

@@ -7,9 +7,8 @@ validation), never logged and never written to the audit log: pages show only wh
 
 from __future__ import annotations
 
-import re
+import json
 import uuid
-from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -19,6 +18,8 @@ from portal.audit import service as audit
 from portal.errors import NotFound
 from portal.resources import common, crypto
 from portal.resources.common import FormErrors, JSONProblem
+from portal.resources.connections import kinds
+from portal.resources.connections.kinds import KINDS
 from portal.tenancy.context import OrgContext
 
 TAKEN = "Another connection in this organization already has this name."
@@ -27,58 +28,27 @@ CONFIG_MAX_DEPTH = 6
 SECRET_MAX = 4_096
 
 
-@dataclass(frozen=True)
-class Kind:
-    label: str
-    secret_label: str
-    example: dict[str, Any]
-
-
-# The fixed list (the database's CHECK constraint holds the same keys).
-KINDS: dict[str, Kind] = {
-    "openai": Kind("OpenAI", "API key", {"base_url": "https://api.openai.com/v1", "organization": "org-acme"}),
-    "anthropic": Kind("Anthropic", "API key", {"base_url": "https://api.anthropic.com"}),
-    "azure_openai": Kind(
-        "Azure OpenAI", "API key",
-        {"endpoint": "https://acme.openai.azure.com", "deployment": "gpt-4o", "api_version": "2024-10-21"},
-    ),
-    "slack": Kind("Slack", "Bot token", {"workspace": "acme", "default_channel": "#ops-alerts"}),
-    "github": Kind("GitHub", "Access token", {"owner": "acme", "repositories": ["platform"]}),
-    "jira": Kind("Jira", "API token", {"site": "https://acme.atlassian.net", "project": "OPS", "user_email": "bot@acme.example"}),
-    "postgres": Kind(
-        "PostgreSQL", "Password",
-        {"host": "db.internal", "port": 5432, "database": "analytics", "user": "readonly", "sslmode": "require"},
-    ),
-    "s3": Kind("Amazon S3", "Secret access key", {"bucket": "acme-reports", "region": "eu-west-1", "access_key_id": "AKIAEXAMPLE"}),
-    "webhook": Kind("HTTP webhook", "Signing secret", {"url": "https://hooks.example.com/agents", "method": "POST"}),
-}
-
-# Config keys that name a credential: those belong in the encrypted secret, not the readable config.
-_SECRET_KEYS = {
-    "password", "passwd", "pwd", "pass", "secret", "clientsecret", "secretkey", "secretaccesskey", "token",
-    "accesstoken", "refreshtoken", "bottoken", "apikey", "apitoken", "privatekey", "authorization", "bearer",
-    "credential", "credentials", "signingsecret", "sessiontoken",
-}
-_NORMALIZE = re.compile(r"[^a-z0-9]")
-
-
 def kind_label(kind: str) -> str:
     return KINDS[kind].label if kind in KINDS else kind
 
 
-def _secretish_key(value: Any, path: str = "") -> str | None:
-    if isinstance(value, dict):
-        for key, item in value.items():
-            here = f"{path}.{key}" if path else key
-            if _NORMALIZE.sub("", key.lower()) in _SECRET_KEYS:
-                return here
-            if found := _secretish_key(item, here):
-                return found
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            if found := _secretish_key(item, f"{path}[{i}]"):
-                return found
-    return None
+def config_problem(kind: str, config: Any) -> str | None:
+    """What is wrong with a config for ``kind``: the allow-list of its keys and their types
+    (``kinds``); for an unknown kind, at least the credential hint."""
+    if kind in KINDS:
+        return kinds.config_problem(KINDS[kind], config)
+    return kinds.credential_problem(config)
+
+
+def stored_config_problem(row: Any) -> str | None:
+    """For a config saved before its kind declared its keys: the detail page says what to fix."""
+    config = common.load_json(row["config"])
+    return config_problem(row["kind"], config) if isinstance(config, dict) else None
+
+
+def shown_config(row: Any) -> Any:
+    """The config as pages show it to every member: a credential left in an old config is hidden."""
+    return kinds.without_credentials(common.load_json(row["config"]))
 
 
 def _public(row: Any) -> dict[str, Any]:
@@ -91,12 +61,12 @@ _ONE = """SELECT c.id, c.name, c.kind, c.config, c.secret_set_at, c.created_at, 
 
 async def list_connections(ctx: OrgContext, q: str, page: int) -> dict[str, Any]:
     pattern = common.like_pattern(q) if q else None
-    kinds = [k for k, v in KINDS.items() if q and q.lower() in v.label.lower()]
+    matching = [k for k, v in KINDS.items() if q and q.lower() in v.label.lower()]
     total = await ctx.scope.fetchval(
         """SELECT count(*) FROM connection c WHERE c.org_id = {org}
            AND ($1::text IS NULL OR c.name ILIKE $1 OR c.kind = ANY($2::text[]))""",
         pattern,
-        kinds,
+        matching,
     )
     pager = common.pager(total, page)
     rows = await ctx.scope.fetch(
@@ -104,7 +74,7 @@ async def list_connections(ctx: OrgContext, q: str, page: int) -> dict[str, Any]
            AND ($1::text IS NULL OR c.name ILIKE $1 OR c.kind = ANY($2::text[]))
            ORDER BY lower(c.name) LIMIT $3 OFFSET $4""",
         pattern,
-        kinds,
+        matching,
         pager.size,
         pager.offset,
     )
@@ -144,12 +114,12 @@ def validate(form: dict[str, str], *, kind: str | None = None) -> tuple[dict[str
     if values["kind"] not in KINDS:
         errors["kind"] = "Choose one of the listed kinds." if values["kind"] else "Choose what this connection connects to."
     raw = str(form.get("config", "")).strip() or "{}"
+    chosen = KINDS.get(values["kind"])
+    example = json.dumps(chosen.example if chosen else {"region": "eu-west-1"}, ensure_ascii=False)
     try:
-        values["config"] = common.parse_json_object(
-            raw, max_chars=CONFIG_MAX_CHARS, max_depth=CONFIG_MAX_DEPTH, example='{"region": "eu-west-1"}'
-        )
-        if key := _secretish_key(values["config"]):
-            errors["config"] = f"“{key}” looks like a credential. Put credentials in the secret field, which is stored encrypted."
+        values["config"] = common.parse_json_object(raw, max_chars=CONFIG_MAX_CHARS, max_depth=CONFIG_MAX_DEPTH, example=example)
+        if problem := config_problem(values["kind"], values["config"]):
+            errors["config"] = problem
     except JSONProblem as exc:
         errors["config"] = str(exc)
     secret = _secret(form, errors, required=False) if kind is None else None
