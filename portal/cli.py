@@ -52,23 +52,28 @@ def cmd_demo(args) -> None:
 
 
 def cmd_serve(args) -> None:
+    """Either server, one setup: the app (``portal.app.asgi``) handles proxy headers and writes
+    the access log; the servers' own are off, and both get the same logging configuration."""
     _settings()  # fail early with a clear message
+    from portal import logs
+
+    if args.access_log:
+        os.environ[logs.ACCESS_LOG_ENV] = "1"  # read again in each worker process
+    log_config = logs.logging_config()
     if args.server == "granian":
         from granian import Granian
         from granian.constants import Interfaces
 
         Granian(
             "portal.app:asgi", address=args.host, port=args.port, workers=args.workers,
-            interface=Interfaces.ASGI, factory=True, log_access=False,
+            interface=Interfaces.ASGI, factory=True, log_access=False, log_dictconfig=log_config,
         ).serve()
     else:
         import uvicorn
 
-        from portal.web.logredact import uvicorn_log_config
-
         uvicorn.run(
             "portal.app:asgi", factory=True, host=args.host, port=args.port, workers=args.workers,
-            proxy_headers=True, access_log=args.access_log, log_level="info", log_config=uvicorn_log_config(),
+            proxy_headers=False, access_log=False, log_level="info", log_config=log_config,
         )
 
 
@@ -141,7 +146,7 @@ def main(argv: list[str] | None = None) -> None:
         p.add_argument("--port", type=int, default=8000)
         p.add_argument("--workers", type=int, default=1)
         p.add_argument("--server", choices=["uvicorn", "granian"], default="uvicorn")
-        p.add_argument("--access-log", action="store_true", help="log each request (invite tokens are redacted)")
+        p.add_argument("--access-log", action="store_true", help="log each request (secret links redacted; same as PORTAL_ACCESS_LOG=1)")
 
     p = sub.add_parser("serve", help="serve the portal (DATABASE_URL, SECRET_KEY required)")
     serve_args(p)
