@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from portal.accounts import service as accounts
+from portal import clock
+from portal.accounts.passwords import hash_password
 from portal.audit import service as audit
 from portal.db import engine as db
 from portal.orgs import service as orgs
@@ -21,17 +22,38 @@ DEMO_ORG = ("Acme AI", "acme")
 DEMO_EXTENSIONS: list = []
 
 
-async def _user(email: str, name: str):
+async def _verified(email: str):
+    """Mark a demo account's address verified (SPEC §10); its id, or None if there is none yet.
+    Demo addresses are fictional (``.example``): no mail could ever prove them."""
     async with db.connection() as conn:
-        existing = await conn.fetchval("SELECT id FROM app_user WHERE email = $1", email)
-    return existing or await accounts.signup(email, name, DEMO_PASSWORD)
+        return await conn.fetchval(
+            "UPDATE app_user SET email_verified_at = coalesce(email_verified_at, $2) WHERE email = $1 RETURNING id", email, clock.now()
+        )
+
+
+async def _user(email: str, name: str):
+    if existing := await _verified(email):
+        return existing
+    password_hash = await hash_password(DEMO_PASSWORD)  # before taking a connection
+    async with db.connection() as conn:
+        return await conn.fetchval(
+            "INSERT INTO app_user (email, name, password_hash, email_verified_at) VALUES ($1, $2, $3, $4) RETURNING id",
+            email,
+            name,
+            password_hash,
+            clock.now(),
+        )
 
 
 async def load_demo() -> bool:
     """Create the demo org; return False if it already exists."""
     async with db.connection() as conn:
-        if await conn.fetchval("SELECT 1 FROM organization WHERE slug = $1", DEMO_ORG[1]):
-            return False
+        present = await conn.fetchval("SELECT 1 FROM organization WHERE slug = $1", DEMO_ORG[1])
+    if present:
+        # A demo loaded before addresses were verified: its people can still accept invites.
+        for email, *_ in (DEMO_OWNER, *DEMO_PEOPLE):
+            await _verified(email)
+        return False
     owner_id = await _user(*DEMO_OWNER)
     await orgs.create_org(user_id=owner_id, user_email=DEMO_OWNER[0], name=DEMO_ORG[0], slug=DEMO_ORG[1], ip="127.0.0.1")
     people = [(await _user(email, name), email, role) for email, name, role in DEMO_PEOPLE]

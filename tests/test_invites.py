@@ -11,6 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 from portal.mail import background
 from tests.conftest import PASSWORD, Client, text_of
 from tests.mail_sink import html_of, link_in, outbox_messages, text_of as mail_text
+from tests.signup_helpers import confirm, mail_to, sign_up, verify_path
 from tests.test_invites_helpers import make_invite, outbox, send_invite, smtp_sink  # noqa: F401  (fixtures)
 
 
@@ -63,12 +64,12 @@ async def test_invite_over_real_smtp_then_landing_new_account_and_accept(app, sm
     assert parse_qs(urlsplit(href(landing, "Sign in")).query) == query
     signup_page = await visitor.get(signup_url)
     assert re.search(r'name="email" type="email" value="new.colleague@example.test"[^>]*readonly', signup_page.text)
-    r = await visitor.post(
-        "/signup",
-        {"email": "new.colleague@example.test", "email_fixed": "1", "name": "Nia Colleague", "password": "a-long-password-1", "next": path},
-    )
-    assert r.status_code == 303 and r.headers["location"] == path
+    await sign_up(visitor, "new.colleague@example.test", name="Nia Colleague", next=path, email_fixed="1")
 
+    # the address is confirmed from the mail that arrived, which brings the person back here
+    confirmation = mail_to(await smtp_sink.wait_for(2), "new.colleague@example.test", "Confirm your email address")
+    r = await confirm(visitor, verify_path(confirmation), "new.colleague@example.test")
+    assert r.status_code == 303 and r.headers["location"] == path
     landing = await visitor.get(path)
     assert "Accept and join Globex Research" in text_of(landing)
     r = await visitor.post(f"{path}/accept")

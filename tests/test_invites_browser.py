@@ -1,6 +1,7 @@
 """The invite journey in a real browser: an owner invites a colleague, the mail lands in the
 outbox, the colleague opens the link in a second browser profile, creates an account from the
-landing page, accepts, and lands in the org with the invited role. With and without JavaScript."""
+landing page, confirms the address from the second mail, accepts, and lands in the org with the
+invited role. With and without JavaScript."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 from playwright.async_api import expect
 
 from tests.browser.conftest import browser, live_server, new_page  # noqa: F401  (fixtures)
-from tests.browser.journeys import assert_accessible
+from tests.browser.journeys import assert_accessible, mailed_link
 from tests.conftest import PASSWORD, unique
 from tests.mail_sink import outbox_messages, text_of
 
@@ -66,7 +67,20 @@ async def test_invite_a_colleague_who_signs_up_from_the_landing_page(new_page, d
     await colleague.get_by_label("Your name").fill("Colin Colleague")
     await colleague.get_by_label("Password").fill("a-long-browser-password")
     await colleague.get_by_role("button", name="Create account").click()
+    await colleague.get_by_role("heading", name="Check your inbox").wait_for()
+    if javascript:
+        await assert_accessible(colleague)
+
+    # the address is confirmed from the mail (sign in when asked), which leads back to the invite
+    await colleague.goto(await mailed_link(database.data_dir / "outbox", colleague_email))
+    if javascript:
+        await assert_accessible(colleague)
+    await colleague.get_by_role("link", name="Sign in to confirm").click()
+    await colleague.get_by_label("Password").fill("a-long-browser-password")
+    await colleague.get_by_role("button", name="Sign in").click()
+    await colleague.get_by_role("button", name="Confirm my email address").click()
     await colleague.wait_for_url(f"**{path}")
+    assert "is confirmed as your email address" in await colleague.locator(".flash-success").inner_text()
     await colleague.get_by_role("button", name=f"Accept and join {org.name}").click()
     await colleague.wait_for_url(f"**/orgs/{org.slug}")
     assert await colleague.locator(".flash-success").inner_text() == f"Welcome to {org.name}! You joined as Billing admin."

@@ -33,6 +33,7 @@ class User(Table, tablename="app_user"):
     name = Varchar(length=200)
     password_hash = Text()
     created_at = Timestamptz(default=TimestamptzNow())
+    email_verified_at = Timestamptz(null=True, default=None)  # set by an emailed link (accounts.verify)
 
 
 @global_table("Server-side sessions belong to a user, not to an organization.")

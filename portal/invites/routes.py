@@ -9,7 +9,7 @@ from litestar.status_codes import HTTP_403_FORBIDDEN, HTTP_404_NOT_FOUND, HTTP_4
 
 from portal.errors import Invalid, TooManyRequests
 from portal.invites import delivery, service
-from portal.invites.service import DeadInvite, WrongAccount
+from portal.invites.service import DeadInvite, Unverified, WrongAccount
 from portal.tenancy.context import OrgContext, client_ip
 from portal.tenancy.permissions import ROLE_LABELS, Perm, Role
 from portal.web.errors import error_response
@@ -29,7 +29,7 @@ def _list_url(org: OrgContext) -> str:
 
 @get("/invites", opt={"permission": Perm.MANAGE_MEMBERS})
 async def invite_list(request: Request, org: NamedDependency[OrgContext]) -> Response:
-    await delivery.settle(org.org.id)
+    # Rows still being emailed show "Sending…" and poll themselves: a page never waits for SMTP.
     return await page(request, LIST, **await service.list_invites(org), form={"role": Role.MEMBER.value}, errors={})
 
 
@@ -60,7 +60,6 @@ async def invite_row(request: Request, org: NamedDependency[OrgContext], invite_
     if not is_htmx(request):
         await service.one_invite(org, parsed)  # an id of another org: the same 404 as any unknown id
         return redirect(request, _list_url(org))
-    await delivery.settle(org.org.id, parsed)
     invite = await service.one_invite(org, parsed)
     return await page(request, LIST, block="row" if invite else "gone", invite=invite)
 
@@ -113,9 +112,10 @@ async def _landing_page(request: Request, token: str, invite: dict, status: int 
 @get("/invites/{token:str}")
 async def invite_landing(request: Request, token: FromPath[str]) -> Response:
     """Public. Shows the invite and an Accept button; never changes anything (mail scanners open links)."""
+    user = request.scope.get("user")
     try:
         await service.check_public_rate(client_ip(request.scope))
-        invite = await service.landing(token)
+        invite = await service.landing(token, viewer_id=user.id if user else None)
     except TooManyRequests as exc:
         return _too_many(request, exc)
     except DeadInvite:
@@ -135,6 +135,8 @@ async def invite_accept(request: Request, token: FromPath[str]) -> Response:
         return await _dead(request)
     except WrongAccount as exc:
         return await _landing_page(request, token, exc.invite, status=HTTP_403_FORBIDDEN)
+    except Unverified as exc:  # the landing page explains and offers a new confirmation link
+        return await _landing_page(request, token, exc.invite | {"viewer_verified": False}, status=HTTP_403_FORBIDDEN)
     if accepted.already_member:
         message = f"You're already a member of {accepted.org_name}."
     else:

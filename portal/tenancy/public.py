@@ -18,6 +18,7 @@ PUBLIC_ROUTES: dict[str, frozenset[str]] = {
     "/invites/{token}": _READ,  # the invite landing; accepting it needs a session
     "/forgot-password": _FORM,
     "/reset-password/{token}": _FORM,
+    "/verify-email/{token}": _READ,  # the confirmation link's page; confirming needs the account signed in
 }
 
 

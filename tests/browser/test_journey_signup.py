@@ -1,4 +1,5 @@
-"""Sign up, create an org, land on its dashboard; switch between orgs; URL editing is refused."""
+"""Sign up (confirming the address from the mail), create an org, land on its dashboard; switch
+between orgs; URL editing is refused."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from tests.browser.journeys import assert_accessible, create_org, sign_up
 pytestmark = pytest.mark.browser
 
 
-async def test_sign_up_create_org_and_switch(new_page):
+async def test_sign_up_create_org_and_switch(new_page, database):
     page = await new_page()
-    await sign_up(page)
+    await sign_up(page, database.data_dir / "outbox")
     await assert_accessible(page)
     slug = await create_org(page, "Orbital Agents")
     assert await page.get_by_role("heading", name="Orbital Agents").is_visible()
@@ -27,12 +28,12 @@ async def test_sign_up_create_org_and_switch(new_page):
     assert second != slug
 
 
-async def test_other_peoples_orgs_are_not_reachable_by_editing_urls(new_page):
+async def test_other_peoples_orgs_are_not_reachable_by_editing_urls(new_page, database):
     alice = await new_page()
-    await sign_up(alice, "Alice")
+    await sign_up(alice, database.data_dir / "outbox", "Alice")
     secret_slug = await create_org(alice, "Secret Project")
     mallory = await new_page()
-    await sign_up(mallory, "Mallory")
+    await sign_up(mallory, database.data_dir / "outbox", "Mallory")
     response = await mallory.goto(f"/orgs/{secret_slug}")
     assert response.status == 404
     assert await mallory.get_by_role("heading", name="Page not found").is_visible()
