@@ -34,6 +34,7 @@ fuzz: $(STAMP)
 bench: $(STAMP)
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.noisy
 
 screenshots: $(STAMP)
 	PORTAL_SCREENSHOTS=docs/screenshots $(BIN)/pytest tests/browser -k screenshots

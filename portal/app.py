@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import logging
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
@@ -12,13 +11,15 @@ from litestar.config.csrf import CSRFConfig
 from litestar.di import Provide
 from litestar.logging import LoggingConfig
 from litestar.static_files import create_static_files_router
+from litestar.types import ASGIApp
 
 from portal import domains
 from portal.config import ROOT, Settings, get_settings
 from portal.db import engine as db
 from portal.tenancy.context import OrgContextMiddleware, provide_org, required_permission
-from portal.web.auth import SessionMiddleware
+from portal.web.auth import SessionMiddleware, csrf_cookie_name
 from portal.web.errors import EXCEPTION_HANDLERS
+from portal.web.fairshare import FairShareMiddleware
 from portal.web.security import add_security_headers
 
 ORG_PREFIX = "/orgs/{slug:str}"
@@ -53,7 +54,7 @@ def create_app(settings: Settings | None = None, *, manage_pool: bool = True, ex
         worker = None
         if manage_pool:
             db.bind(settings.database_url)
-            await db.start_pool(settings.db_pool_size)
+            await db.start_pool(settings.db_pool_size, acquire_timeout=settings.db_acquire_timeout)
             await check_database_role()
             from portal.exports.worker import ExportWorker  # builds export archives in the background
 
@@ -69,10 +70,12 @@ def create_app(settings: Settings | None = None, *, manage_pool: bool = True, ex
 
     app = Litestar(
         route_handlers=[*top, org_router, static],
-        middleware=[SessionMiddleware],
+        middleware=[SessionMiddleware, FairShareMiddleware],
         csrf_config=CSRFConfig(
             secret=settings.secret_key,
-            cookie_name="portal_csrf",
+            cookie_name=csrf_cookie_name(settings.secure_cookies),  # bound to the session: portal.web.auth
+            cookie_path="/",
+            cookie_domain=None,
             cookie_secure=settings.secure_cookies,
             cookie_httponly=True,
             cookie_samesite="lax",
@@ -109,7 +112,14 @@ async def check_database_role() -> None:
         )
 
 
-def asgi() -> Litestar:
-    """Factory for ASGI servers (`uvicorn --factory portal.app:asgi`)."""
-    logging.basicConfig(level=logging.INFO)
-    return create_app()
+def asgi() -> ASGIApp:
+    """Factory for ASGI servers (`uvicorn --factory portal.app:asgi`), called in each worker.
+
+    Logging, the access log and trusted proxy headers are set up here, once for every server."""
+    from portal import logs
+    from portal.web.accesslog import AccessLogMiddleware
+    from portal.web.proxy import with_proxy_headers
+
+    app = create_app()
+    logs.configure()  # after create_app: Litestar's LoggingConfig has just replaced the root handlers
+    return with_proxy_headers(AccessLogMiddleware(app))

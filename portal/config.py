@@ -54,6 +54,11 @@ class Settings:
     session_absolute: timedelta
     dev: bool
     db_pool_size: int
+    db_acquire_timeout: float
+    org_create_rate: int
+    invite_rate: int
+    signup_rate: int
+    per_principal_concurrency: int
     extra: dict = field(default_factory=dict)
 
     @property
@@ -101,6 +106,11 @@ def load_settings() -> Settings:
         session_absolute=_duration("SESSION_MAX_AGE", "14d"),
         dev=dev,
         db_pool_size=_int("DB_POOL_SIZE", 10),
+        db_acquire_timeout=_duration("DB_ACQUIRE_TIMEOUT", "5s").total_seconds(),
+        org_create_rate=_int("ORG_CREATE_RATE", 10),
+        invite_rate=_int("INVITE_RATE", 50),
+        signup_rate=_int("SIGNUP_RATE", 20),
+        per_principal_concurrency=_int("PER_PRINCIPAL_CONCURRENCY", 8),
     )
 
 

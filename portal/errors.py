@@ -45,3 +45,10 @@ class TooManyRequests(DomainError):
     def __init__(self, message: str, retry_after: int):
         super().__init__(message)
         self.retry_after = max(1, int(retry_after))
+
+
+class Unavailable(TooManyRequests):
+    """The process is out of capacity (no pooled connection came in time): come back shortly."""
+
+    status_code = 503
+    title = "Busy right now"

@@ -1,4 +1,6 @@
-"""Per-client rate limits for public endpoints, counted in PostgreSQL (``rate_hit``).
+"""Quotas and rate limits per principal (client address, account), counted in PostgreSQL
+(``rate_hit``). Inside a request's transaction a hit commits or rolls back with it, so a refused
+or failed action counts nothing.
 
 Counting in the database makes a limit hold across workers and hosts. Each bucket is serialized
 with a transaction-level advisory lock, so concurrent hits cannot all slip under the limit.
@@ -15,8 +17,9 @@ from portal import clock
 from portal.db import engine as db
 from portal.errors import TooManyRequests
 
-# Rows older than this are never needed by any limit here; stale buckets are swept now and then.
-_KEEP = timedelta(days=1)
+# Rows older than this are never needed by any limit here (the longest window is a day); stale
+# buckets are swept now and then.
+_KEEP = timedelta(days=2)
 
 
 async def hit(bucket: str, *, limit: int, window: timedelta, message: str) -> None:

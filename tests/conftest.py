@@ -7,7 +7,6 @@ import asyncio
 import itertools
 import logging
 import os
-import random
 import re
 import uuid
 from dataclasses import dataclass
@@ -92,24 +91,41 @@ class OrgRef:
     owner: User
 
 
+_addresses = itertools.count(1)
+
+
+def _client_address() -> str:
+    """A fresh client address per client: never reused within a run (Hypothesis re-seeds
+    ``random`` per example, and throttles count per address)."""
+    n = next(_addresses)
+    return f"10.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255 or 1}"
+
+
 class Client:
     """A browser-like client: keeps cookies, sends the CSRF token with every unsafe request."""
 
-    def __init__(self, app, ip: str | None = None):
-        ip = ip or f"10.{random.randint(0, 255)}.{random.randint(0, 255)}.{random.randint(1, 254)}"
+    def __init__(self, app, ip: str | None = None, *, base_url: str = "http://testserver"):
+        ip = ip or _client_address()
         self.http = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app, client=(ip, 50000)),
-            base_url="http://testserver",
+            base_url=base_url,
             follow_redirects=False,
         )
+        self._csrf_session: str | None = None  # the session cookie the CSRF cookie was last fetched under
 
     @property
     def csrf(self) -> str:
-        return self.http.cookies.get("portal_csrf", "")
+        # `__Host-portal_csrf` when the app's BASE_URL is https
+        return self.http.cookies.get("__Host-portal_csrf") or self.http.cookies.get("portal_csrf") or ""
 
     async def ensure_csrf(self) -> str:
-        if not self.csrf:
+        """The CSRF token for the next unsafe request. The token belongs to the session, so after
+        a test put a session cookie in the jar by hand, a page load picks up its token (as a
+        browser's would)."""
+        session = self.http.cookies.get("portal_session")
+        if not self.csrf or session != self._csrf_session:
             await self.http.get("/healthz")
+            self._csrf_session = self.http.cookies.get("portal_session")
         return self.csrf
 
     async def get(self, url: str, **kw) -> httpx.Response:
@@ -140,11 +156,15 @@ async def client(app):
 
 @pytest.fixture
 def make_user(su):
-    async def make(email: str | None = None, name: str | None = None) -> User:
+    """An account; its address verified unless ``verified=False`` (as a fresh sign-up would be)."""
+
+    async def make(email: str | None = None, name: str | None = None, *, verified: bool = True) -> User:
         email = (email or f"{unique('user')}@example.test").lower()
         name = name or email.split("@")[0].replace("-", " ").title()
         uid = await su.fetchval(
-            "INSERT INTO app_user (email, name, password_hash) VALUES ($1, $2, $3) RETURNING id", email, name, PASSWORD_HASH
+            """INSERT INTO app_user (email, name, password_hash, email_verified_at)
+               VALUES ($1, $2, $3, CASE WHEN $4 THEN now() END) RETURNING id""",
+            email, name, PASSWORD_HASH, verified,
         )
         return User(uid, email, name)
 
@@ -184,9 +204,9 @@ async def client_for(app):
         from portal.accounts import sessions
 
         c = Client(app)
-        await c.ensure_csrf()
         token = await sessions.create(user.id)
         c.http.cookies.set(sessions.COOKIE, token, domain="testserver.local", path="/")
+        await c.ensure_csrf()  # the session's own token
         clients.append(c)
         return c
 

@@ -34,6 +34,9 @@ class TestDatabase:
             "SECRET_KEY": "test-secret-key-0123456789abcdef",
             "PORTAL_DATA_DIR": str(self.data_dir),
             "BASE_URL": "http://testserver",
+            # Race tests fire many concurrent requests as one person on purpose; the fair-share
+            # cap itself is tested with its own, small setting (tests/test_capacity.py).
+            "PER_PRINCIPAL_CONCURRENCY": "64",
         }
 
     def migrate(self) -> None:

@@ -29,7 +29,7 @@ ORG_SLOTS = 3
 async def test_lifecycle_state_machine(app, su, make_user, client_for, monkeypatch):
     from portal import mail
     from portal.config import get_settings
-    from portal.invites import delivery
+    from portal.mail import background
 
     loop = asyncio.get_running_loop()
     links: dict[str, str] = {}
@@ -98,7 +98,7 @@ async def test_lifecycle_state_machine(app, su, make_user, client_for, monkeypat
                     code = 303
             self.expect(r, code, "invite")
             if code == 303:
-                run(delivery.settle(org["id"]))
+                run(background.drain())
                 assert target.email in links
                 org["pending"][target.email] = (role, links.pop(target.email))
 

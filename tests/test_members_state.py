@@ -147,13 +147,14 @@ async def test_membership_state_machine(su, make_org, make_member, make_user, cl
                 expected = 404
             elif actor_role != "owner":
                 expected = 403
-            elif target.id == actor.id:
-                expected = 422
+            # The password is checked (and a failure counted) before anything about the target.
             elif self.wrong_passwords.get(actor.id, 0) >= REAUTH_MAX_FAILURES:
                 expected = 429
             elif not right_password:
                 expected = 422
                 self.wrong_passwords[actor.id] = self.wrong_passwords.get(actor.id, 0) + 1
+            elif target.id == actor.id:
+                expected = 422
             elif target.id not in self.roles:
                 expected = 404
             else:

@@ -26,7 +26,7 @@ from portal import clock
 from portal.db import engine as db
 from portal.db import registry
 from portal.errors import Invalid
-from portal.tenancy.context import OrgContext
+from portal.tenancy.context import OrgContext, org_transaction
 from portal.tenancy.permissions import ROLE_LABELS, Role
 
 PAGE_SIZE = 50
@@ -251,12 +251,14 @@ def _csv_lines(rows: list[Any]) -> bytes:
 
 
 async def audit_csv(ctx: OrgContext, filters: AuditFilters) -> AsyncIterator[bytes]:
-    """The filtered log as CSV, newest first, in keyset chunks read inside the request's
-    transaction: memory stays at one chunk whatever the size of the log."""
+    """The filtered log as CSV, newest first, in keyset chunks: memory stays at one chunk whatever
+    the size of the log, and each chunk is read in a short transaction of its own and sent after
+    it ends, so a slow reader holds no pooled connection."""
     yield _csv_lines([dict(zip(CSV_COLUMNS, CSV_COLUMNS))])
     cursor: tuple[datetime, UUID] | None = None
     while True:
-        rows, more = await fetch_events(ctx, filters, after=cursor, limit=CSV_CHUNK)
+        async with org_transaction(ctx) as current:
+            rows, more = await fetch_events(current, filters, after=cursor, limit=CSV_CHUNK)
         if rows:
             yield _csv_lines(
                 [
@@ -388,8 +390,8 @@ async def access_report(ctx: OrgContext) -> dict[str, Any]:
 ACCESS_COLUMNS = ("kind", "name", "email", "role", "member_since_utc", "role_since_utc", "granted_by", "how", "invite_expires_utc")
 
 
-async def access_csv(ctx: OrgContext) -> AsyncIterator[bytes]:
-    report = await access_report(ctx)
+async def access_csv(report: dict[str, Any]) -> AsyncIterator[bytes]:
+    """The access report (read beforehand, in one short transaction) as CSV."""
     yield _csv_lines([dict(zip(ACCESS_COLUMNS, ACCESS_COLUMNS))])
     yield _csv_lines(
         [

@@ -12,7 +12,7 @@ from litestar.status_codes import HTTP_422_UNPROCESSABLE_ENTITY
 
 from portal.audit import queries
 from portal.errors import Invalid
-from portal.tenancy.context import OrgContext
+from portal.tenancy.context import OrgContext, org_transaction
 from portal.tenancy.permissions import Perm
 from portal.web.render import is_htmx, page
 
@@ -57,8 +57,10 @@ async def access_report(request: Request, org: NamedDependency[OrgContext]) -> R
 
 @get("/access-report.csv", opt={"permission": Perm.AUDIT, "streaming": True})
 async def access_report_csv(request: Request, org: NamedDependency[OrgContext]) -> Stream:
+    async with org_transaction(org) as ctx:  # one consistent read, done before a byte is sent
+        report = await queries.access_report(ctx)
     return Stream(
-        queries.access_csv(org),
+        queries.access_csv(report),
         media_type=CSV_TYPE,
         headers={"Content-Disposition": f'attachment; filename="{queries.csv_filename(org.org.slug, "access-report")}"'},
     )

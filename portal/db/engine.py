@@ -8,16 +8,94 @@ engine at start-up, so every Piccolo query runs on the transaction opened by
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
+from typing import Any, AsyncIterator
 from uuid import UUID
 
 import asyncpg
 from piccolo.engine.postgres import PostgresEngine
 
 from portal.db import registry
+from portal.errors import Unavailable
 
 _engine: PostgresEngine | None = None
+DEFAULT_ACQUIRE_TIMEOUT = 5.0
+
+
+class HeldConnectionError(RuntimeError):
+    """A coroutine that holds a pooled connection waited for something slow (another pooled
+    connection, a password hash, SMTP). A programming error: with N such requests in flight a
+    pool of N deadlocks, and every org waits. Raised at once, in production too, so it is found."""
+
+
+# The pooled connection the current task holds, if any (set on acquire, cleared on release).
+# Background tasks start in an empty context and so hold nothing until they acquire.
+_held: contextvars.ContextVar[tuple[asyncio.Task | None, Any] | None] = contextvars.ContextVar("portal_held_connection", default=None)
+
+
+def holding() -> bool:
+    """Whether the running task holds a pooled connection."""
+    held = _held.get()
+    return held is not None and held[0] is asyncio.current_task()
+
+
+def forbid_while_holding(what: str) -> None:
+    """Fail loudly if the running task holds a pooled connection while about to wait for ``what``."""
+    if holding():
+        raise HeldConnectionError(f"{what} while holding a pooled database connection")
+
+
+class _Acquire:
+    """``pool.acquire()``: awaitable (Piccolo) and an async context manager (asyncpg style)."""
+
+    def __init__(self, pool: "GuardedPool", timeout: float | None) -> None:
+        self.pool, self.timeout, self.conn = pool, timeout, None
+
+    def __await__(self):
+        return self.pool._acquire(self.timeout).__await__()
+
+    async def __aenter__(self) -> asyncpg.Connection:
+        self.conn = await self.pool._acquire(self.timeout)
+        return self.conn
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.pool.release(self.conn)
+
+
+class GuardedPool:
+    """The asyncpg pool behind one rule: a task holds at most one pooled connection, and waits
+    for one at most ``acquire_timeout`` seconds (then ``Unavailable``: a 503 with Retry-After,
+    never a hang). Everything else is delegated to the asyncpg pool."""
+
+    def __init__(self, pool: asyncpg.Pool, acquire_timeout: float) -> None:
+        self._pool = pool
+        self.acquire_timeout = acquire_timeout
+        self.waiting = 0
+
+    def acquire(self, *, timeout: float | None = None) -> _Acquire:
+        return _Acquire(self, timeout)
+
+    async def _acquire(self, timeout: float | None) -> asyncpg.Connection:
+        forbid_while_holding("acquiring a second pooled connection")
+        self.waiting += 1
+        try:
+            conn = await self._pool.acquire(timeout=timeout or self.acquire_timeout)
+        except asyncio.TimeoutError:
+            raise Unavailable("The service is busy right now. Please try again in a moment.", retry_after=2) from None
+        finally:
+            self.waiting -= 1
+        _held.set((asyncio.current_task(), conn))
+        return conn
+
+    async def release(self, conn: asyncpg.Connection, *, timeout: float | None = None) -> None:
+        held = _held.get()
+        if held is not None and held[1] is conn:
+            _held.set(None)
+        await self._pool.release(conn, timeout=timeout)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pool, name)
 
 
 def engine() -> PostgresEngine:
@@ -56,8 +134,10 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     """
 
 
-async def start_pool(max_size: int) -> None:
-    await engine().start_connection_pool(min_size=1, max_size=max_size, reset=_keep_session)
+async def start_pool(max_size: int, *, acquire_timeout: float = DEFAULT_ACQUIRE_TIMEOUT) -> None:
+    eng = engine()
+    await eng.start_connection_pool(min_size=1, max_size=max_size, reset=_keep_session)
+    eng.pool = GuardedPool(eng.pool, acquire_timeout)  # type: ignore[assignment]
 
 
 async def close_pool() -> None:
@@ -100,17 +180,6 @@ async def transaction(*, org_id: UUID | None = None, user_id: UUID | None = None
 async def set_tenant(org_id: UUID) -> None:
     """Switch the open transaction to an org (after resolving it from the URL)."""
     await current_connection().execute("SELECT set_config('app.org_id', $1, true)", str(org_id))
-
-
-@asynccontextmanager
-async def autonomous() -> AsyncIterator[asyncpg.Connection]:
-    """A pooled connection of its own, even inside a request transaction: for records that must
-    survive that transaction's rollback (failed re-authentication attempts). Global tables only."""
-    pool = engine().pool
-    if pool is None:
-        raise RuntimeError("connection pool not started")
-    async with pool.acquire() as conn:
-        yield conn
 
 
 @asynccontextmanager

@@ -10,7 +10,7 @@ from litestar.params import FromPath
 from litestar.response import Stream
 
 from portal.exports import service
-from portal.tenancy.context import OrgContext
+from portal.tenancy.context import OrgContext, org_transaction
 from portal.tenancy.permissions import Perm
 from portal.web.render import page, redirect
 
@@ -36,9 +36,10 @@ async def export_status(request: Request, org: NamedDependency[OrgContext], expo
 
 @get("/exports/{export_id:str}/download", opt={"permission": Perm.EXPORT, "streaming": True})
 async def export_download(org: NamedDependency[OrgContext], export_id: FromPath[str]) -> Stream:
-    job = await service.open_download(org, export_id)
+    async with org_transaction(org) as ctx:  # committed (download audited) before a byte is sent
+        job = await service.open_download(ctx, export_id)
     return Stream(
-        service.archive_chunks(org.scope, job["id"]),
+        service.archive_chunks(org, job["id"]),
         media_type="application/zip",
         headers={
             "Content-Disposition": f'attachment; filename="{job["filename"]}"',

@@ -12,7 +12,7 @@ from portal.audit import service as audit
 from portal.config import get_settings
 from portal.errors import NotFound, TooManyRequests
 from portal.exports.exporters import exporters
-from portal.tenancy.context import OrgContext
+from portal.tenancy.context import OrgContext, org_transaction
 from portal.tenancy.scope import TenantScope
 
 RATE_WINDOW = timedelta(hours=1)
@@ -167,11 +167,13 @@ async def open_download(ctx: OrgContext, export_id: str) -> dict:
     return job
 
 
-async def archive_chunks(scope: TenantScope, job_id: UUID) -> AsyncIterator[bytes]:
-    """The archive's bytes, one stored chunk at a time, in order."""
+async def archive_chunks(ctx: OrgContext, job_id: UUID) -> AsyncIterator[bytes]:
+    """The archive's bytes, one stored chunk at a time, in order: each chunk is read in a short
+    transaction of its own and sent after it ends, so a slow reader holds no connection."""
     seq = -1
     while True:
-        row = await scope.fetchrow(_CHUNK, job_id, seq)
+        async with org_transaction(ctx) as current:
+            row = await current.scope.fetchrow(_CHUNK, job_id, seq)
         if row is None:
             return
         seq = row["seq"]

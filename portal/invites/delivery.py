@@ -15,7 +15,6 @@ and a resend makes a new one.
 from __future__ import annotations
 
 import logging
-from uuid import UUID
 
 from portal import clock, mail
 from portal.db import engine as db
@@ -42,15 +41,7 @@ def schedule(outgoing: Outgoing) -> None:
     background.spawn(
         deliver(outgoing),
         what=f"invite delivery {outgoing.invite_id}",
-        key=(outgoing.org_id, outgoing.invite_id),
     )
-
-
-async def settle(org_id: UUID, invite_id: UUID | None = None, timeout: float = 3.0) -> None:
-    """Give this process's deliveries for the org (or one invite) a moment to finish, so a page
-    opened right after inviting shows "sent" or "not delivered" rather than "sending"."""
-    keys = [k for k in background.running_keys() if isinstance(k, tuple) and k[0] == org_id and (invite_id is None or k[1] == invite_id)]
-    await background.settle(keys, timeout)
 
 
 def compose(row, token: str) -> mail.Mail:

@@ -58,6 +58,15 @@ class WrongAccount(Forbidden):
         self.invite = invite
 
 
+class Unverified(Forbidden):
+    """The invited address is the account's, but the account hasn't confirmed it yet (SPEC §10):
+    otherwise whoever saw the link could sign up with that address and join. The invite stays usable."""
+
+    def __init__(self, invite: dict[str, Any]):
+        super().__init__(f"Confirm that {invite['email']} is your address before accepting: open the link we emailed to it.")
+        self.invite = invite
+
+
 @dataclass(frozen=True)
 class Outgoing:
     """An invite to email once its transaction has committed. Holds the only copy of the token."""
@@ -131,6 +140,16 @@ async def _check_rate(ctx: OrgContext, now: datetime) -> None:
             "Try again a little later.",
             retry_after=math.ceil(retry),
         )
+    # And per person, across every org they manage: creating orgs is free, so a per-org limit
+    # alone would let one account mail as many strangers as it has orgs (SPEC §9).
+    limit = get_settings().invite_rate
+    await ratelimit.hit(
+        f"invites-by:{ctx.user_id}",
+        limit=limit,
+        window=timedelta(hours=1),
+        message=f"You have sent {limit} invites in the last hour, across your organizations, the most we allow. "
+        "Try again a little later.",
+    )
 
 
 async def seat_usage(ctx: OrgContext, now: datetime) -> dict[str, Any]:
@@ -341,10 +360,16 @@ async def check_public_rate(ip: str) -> None:
     )
 
 
-async def landing(token: str) -> dict[str, Any]:
-    """What the landing page shows; reads only (mail scanners open links)."""
+_VERIFIED = "SELECT email_verified_at IS NOT NULL FROM app_user WHERE id = $1"
+
+
+async def landing(token: str, viewer_id: UUID | None = None) -> dict[str, Any]:
+    """What the landing page shows (and whether the signed-in viewer has a verified address);
+    reads only (mail scanners open links)."""
     async with db.transaction() as conn:
-        return await _find(conn, token, clock.now())
+        invite = await _find(conn, token, clock.now())
+        invite["viewer_verified"] = bool(viewer_id and await conn.fetchval(_VERIFIED, viewer_id))
+        return invite
 
 
 async def accept(token: str, *, user_id: UUID, user_email: str, ip: str) -> Accepted:
@@ -355,6 +380,8 @@ async def accept(token: str, *, user_id: UUID, user_email: str, ip: str) -> Acce
         invite = await _find(conn, token, now)
         if invite["email"] != normalize_email(user_email):
             raise WrongAccount(invite)
+        if not await conn.fetchval(_VERIFIED, user_id):
+            raise Unverified(invite)  # before anything is written; the transaction rolls back
         scope = await tenancy.enter(invite["org_id"])
         taken = await scope.fetchrow(
             f"""UPDATE invite SET accepted_at = $2, accepted_by = $3

@@ -24,6 +24,9 @@ def backend_name() -> str:
 async def send(mail: Mail) -> None:
     """Deliver ``mail`` now, or raise ``MailError``."""
     from portal.config import get_settings
+    from portal.db.engine import forbid_while_holding
+
+    forbid_while_holding("talking to the mail server")  # SMTP can take seconds; a connection must not wait for it
 
     settings = get_settings()
     message = build_message(mail, settings.mail_from)

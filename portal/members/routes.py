@@ -139,7 +139,7 @@ async def transfer_form(request: Request, org: NamedDependency[OrgContext]) -> R
     return await _transfer_page(request, org, q=_query(request, "q"), selected=_query(request, "member_id") or None)
 
 
-@post("/transfer", opt={"permission": Perm.MANAGE_ORG}, status_code=303)
+@post("/transfer", opt={"permission": Perm.MANAGE_ORG, "reauthenticate": True}, status_code=303)
 async def transfer(request: Request, org: NamedDependency[OrgContext]) -> Response:
     form = await read_form(request)
     try:

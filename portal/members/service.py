@@ -386,12 +386,6 @@ async def leave(ctx: OrgContext) -> None:
 
 
 # -- transfer ----------------------------------------------------------------------------------
-async def _reauthenticate(ctx: OrgContext, password: str) -> None:
-    """The password check before a transfer: the sign-in throttle's budget, recorded on a
-    connection of its own (this request's transaction rolls back on a wrong password)."""
-    await accounts.reauthenticate(ctx.user_email, password, ctx.ip)
-
-
 @_race_safe
 async def transfer_ownership(ctx: OrgContext, raw_member_id: str, password: str) -> dict:
     """Make another member the owner; the current owner becomes ``member``. Atomic: both rows
@@ -407,8 +401,10 @@ async def transfer_ownership(ctx: OrgContext, raw_member_id: str, password: str)
     member_id = parse_member_id(raw_member_id, MEMBER_GONE)
     if member_id == ctx.membership_id:
         raise Invalid("Please correct the highlighted fields.", field_errors={"member_id": "You already own this organization. Choose another member."})
-    # Re-authenticate before taking any lock: argon2 is deliberately slow.
-    await _reauthenticate(ctx, password)
+    # Verified before this transaction opened (route opt ``reauthenticate``): argon2 is slow,
+    # and no connection may wait for it.
+    if ctx.password_ok is not True:
+        raise Invalid("That password isn't right.", field_errors={"password": "That password isn't right."})
 
     conn = db.current_connection()
     await conn.execute("SELECT 1 FROM organization WHERE id = $1 FOR NO KEY UPDATE", ctx.org.id)

@@ -1,7 +1,7 @@
 """Deleting an organization: everything it owns goes, in one transaction; a receipt stays.
 
 The owner confirms with the org's URL name and their password (re-authentication, throttled like
-sign-in). In the request's transaction the org row is locked ``FOR UPDATE`` (new rows of the org
+sign-in, checked by the org middleware before this transaction opens). In the request's transaction the org row is locked ``FOR UPDATE`` (new rows of the org
 — every tenant insert takes a key-share lock on it — and concurrent renames or deletions wait),
 the org's rows are counted table by table
 through its scope, a ``deletion_receipt`` (a global, append-only table) records who deleted what
@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 from uuid import UUID
 
-from portal.accounts import service as accounts
 from portal.db import engine as db
 from portal.db import registry
 from portal.errors import Invalid, NotFound
@@ -51,13 +50,10 @@ async def delete_org(ctx: OrgContext, *, confirm: str, password: str) -> str:
         errors["confirm"] = f"That doesn't match. Type {ctx.org.slug} exactly."
     if not password:
         errors["password"] = "Enter your password."
-    else:
-        # Checked even when the confirmation is wrong (both errors at once), and throttled like
-        # sign-in: the attempt is recorded on a connection of its own, surviving our rollback.
-        try:
-            await accounts.reauthenticate(ctx.user_email, password, ctx.ip)
-        except Invalid:
-            errors["password"] = "That password isn't right."
+    elif ctx.password_ok is not True:
+        # Checked even when the confirmation is wrong (both errors at once), before this
+        # transaction opened and throttled like sign-in (route opt ``reauthenticate``).
+        errors["password"] = "That password isn't right."
     if errors:
         raise Invalid("The organization was not deleted.", field_errors=errors)
     return await erase(ctx.scope, deleted_by=ctx.user_id, deleted_by_email=ctx.user_email)

@@ -14,7 +14,7 @@ from portal.web.forms import field, read_form
 from portal.web.render import page, redirect
 
 
-@post("/delete", opt={"permission": Perm.MANAGE_ORG}, status_code=303)
+@post("/delete", opt={"permission": Perm.MANAGE_ORG, "reauthenticate": True}, status_code=303)
 async def org_delete(request: Request, org: NamedDependency[OrgContext]) -> Response:
     form = await read_form(request)
     try:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from uuid import UUID
 
 import asyncpg
 
+from portal import ratelimit
 from portal.audit import service as audit
+from portal.config import get_settings
 from portal.db import engine as db
 from portal.errors import Invalid
 from portal.tenancy import scope as tenancy
@@ -54,6 +57,18 @@ def suggest_slug(name: str) -> str:
     return re.sub(r"-{2,}", "-", slug)[:40].strip("-")
 
 
+async def _check_create_rate(user_id: UUID) -> None:
+    """Orgs are free, and each one is a new invite budget and a new name in our mail: a quota per
+    account (SPEC §9), counted in PostgreSQL so it holds across processes."""
+    limit = get_settings().org_create_rate
+    await ratelimit.hit(
+        f"org-create:{user_id}",
+        limit=limit,
+        window=timedelta(days=1),
+        message=f"You have created {limit} organizations in the last day, the most we allow. Try again tomorrow.",
+    )
+
+
 async def create_org(*, user_id: UUID, user_email: str, name: str, slug: str, ip: str) -> str:
     """Create an org with the creator as owner; return its slug."""
     name, slug = name.strip(), slug.strip().lower()
@@ -62,6 +77,7 @@ async def create_org(*, user_id: UUID, user_email: str, name: str, slug: str, ip
         raise Invalid("Please correct the highlighted fields.", field_errors=errors)
     try:
         async with db.transaction(user_id=user_id) as conn:
+            await _check_create_rate(user_id)  # in this transaction: a refused creation counts nothing
             org_id = await conn.fetchval("INSERT INTO organization (slug, name) VALUES ($1, $2) RETURNING id", slug, name)
             scope = await tenancy.enter(org_id)
             await scope.execute("INSERT INTO membership (org_id, user_id, role) VALUES ({org}, $1, 'owner')", user_id)

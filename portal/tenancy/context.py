@@ -15,15 +15,22 @@
    response is a success — so a 303 never reaches the browser before its write is durable, and
    an error response never leaves half a change behind.
 
+Two kinds of route never keep that transaction while waiting for something slow (SPEC §9):
+routes that re-enter a password (``opt={"reauthenticate": True}``) have it verified before the
+transaction opens, and downloads (``opt={"streaming": True}``) commit right after resolving and
+read each chunk in a short transaction of its own (``org_transaction``).
+
 Handlers get the result as the ``org`` dependency (``OrgContext``); they never see a raw slug.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import re
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, AsyncIterator
 from uuid import UUID
 
 from litestar import Request
@@ -56,6 +63,10 @@ class OrgContext:
     user_name: str
     ip: str
     scope: TenantScope
+    # For routes that re-authenticate (``opt={"reauthenticate": True}``): whether the password in
+    # the form was right, checked before this transaction opened; None when none was given.
+    password_ok: bool | None = None
+    permission: Perm = Perm.VIEW  # the one the route declared
 
     def can(self, perm: Perm | str) -> bool:
         return allowed(self.role, Perm(perm))
@@ -63,6 +74,27 @@ class OrgContext:
 
 class _Rollback(Exception):
     pass
+
+
+@dataclass(frozen=True)
+class _Actor:
+    id: UUID
+    email: str
+    name: str
+
+
+@asynccontextmanager
+async def org_transaction(ctx: OrgContext) -> AsyncIterator[OrgContext]:
+    """A short transaction of its own for ``ctx``'s org, for streaming routes (downloads), whose
+    handler runs outside the request transaction. The membership and the route's permission are
+    read again, so a member removed or demoted mid-download gets no further chunk.
+
+    Never ``yield`` a chunk to the client inside this block: fetch, leave, then send.
+    """
+    async with db.transaction():
+        yield await resolve(
+            ctx.org.slug, _Actor(ctx.user_id, ctx.user_email, ctx.user_name), ctx.permission, lock=False, ip=ctx.ip
+        )
 
 
 # One round trip (see migrations/…09_45…): set the user, find org + membership, set the tenant,
@@ -89,7 +121,7 @@ def client_ip(scope: Scope) -> str:
     return client[0] if client else ""
 
 
-async def resolve(slug: str, user: Any, perm: Perm, *, lock: bool, ip: str = "") -> OrgContext:
+async def resolve(slug: str, user: Any, perm: Perm, *, lock: bool, ip: str = "", password_ok: bool | None = None) -> OrgContext:
     """Resolve the org for the open transaction; raise NotFound / Forbidden."""
     if not SLUG_SHAPE.match(slug):
         raise NotFound()
@@ -108,6 +140,8 @@ async def resolve(slug: str, user: Any, perm: Perm, *, lock: bool, ip: str = "")
         user_name=user.name,
         ip=ip,
         scope=TenantScope(row["org_id"]),
+        password_ok=password_ok,
+        permission=perm,
     )
 
 
@@ -132,22 +166,31 @@ class OrgContextMiddleware:
         async def hold(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status.append(message["status"])
-            if streaming:
-                await send(message)
-            else:
-                held.append(message)
+            held.append(message)
 
         unsafe = method not in SAFE_METHODS
+        slug, ip = scope["path_params"]["slug"], client_ip(scope)
+        if streaming and not unsafe:
+            # A download must not keep a transaction (and a pooled connection) open while a slow
+            # client reads it: resolve and commit now; the handler and its stream read through
+            # short transactions of their own (``org_transaction``).
+            async with db.transaction():
+                scope["state"]["org"] = await resolve(slug, user, perm, lock=False, ip=ip)
+            await self.app(scope, receive, send)
+            return
+        password_ok = None
         if unsafe:
             # Read the whole body first: a slow or endless upload must not hold a pooled
             # connection, an open transaction and row locks while it trickles in.
             receive = await _buffered_body(receive)
+            if handler.opt.get("reauthenticate"):
+                password_ok = await _check_password(scope, receive, slug, user, perm, ip)
         try:
             async with db.transaction():  # enter_org sets user and tenant
-                ctx = await resolve(scope["path_params"]["slug"], user, perm, lock=unsafe, ip=client_ip(scope))
+                ctx = await resolve(slug, user, perm, lock=unsafe, ip=ip, password_ok=password_ok)
                 scope["state"]["org"] = ctx
                 await self.app(scope, receive, hold)
-                if not streaming and (not status or status[0] >= 400):
+                if not status or status[0] >= 400:
                     raise _Rollback
         except _Rollback:
             pass
@@ -158,6 +201,45 @@ class OrgContextMiddleware:
             raise
         for message in held:
             await send(message)
+
+
+async def _check_password(scope: Scope, receive: Receive, slug: str, user: Any, perm: Perm, ip: str) -> bool | None:
+    """Verify the form's ``password`` before the action's transaction opens (SPEC §9).
+
+    argon2 is slow and its slots are few: a request that queued for one while holding a pooled
+    connection would let a handful of wrong-password requests pin the whole pool. So a short
+    transaction first checks that the actor may use the route at all (a stranger costs no hash;
+    404/403 as usual), releases its connection, and only then the password is checked, through
+    the sign-in throttle, which records the attempt before it hashes.
+    """
+    from portal.accounts import service as accounts
+    from portal.errors import Invalid
+    from portal.web.forms import read_form
+
+    request: Request = Request(scope, receive)
+    form = await read_form(request)  # parsed once; the handler reads the cached form
+    password = form.get("password", "")
+    if not password or not _csrf_token_matches(request, form):
+        return None  # no password, or a forged form: Litestar's CSRF check answers 403 next
+    async with db.transaction():
+        await resolve(slug, user, perm, lock=False, ip=ip)
+    try:
+        await accounts.reauthenticate(user.email, password, ip)
+    except Invalid:
+        return False
+    return True
+
+
+def _csrf_token_matches(request: Request, form: dict[str, str]) -> bool:
+    """The CSRF check, early: this middleware runs before Litestar's, and a password must not be
+    hashed (nor a failed attempt counted) for a request that check will refuse. For a signed-in
+    request the session middleware has already put the session's own token in the cookie."""
+    config = request.app.csrf_config
+    if config is None:
+        return True
+    sent = request.headers.get(config.header_name) or form.get("_csrf_token", "")
+    expected = request.cookies.get(config.cookie_name, "")
+    return bool(sent and expected) and hmac.compare_digest(sent.encode(), expected.encode())
 
 
 async def _buffered_body(receive: Receive) -> Receive:

@@ -29,6 +29,7 @@ TITLES = {
     413: "Too large",
     422: "Please check the form",
     429: "Too many requests",
+    503: "Busy right now",
     500: "Something went wrong on our side",
 }
 

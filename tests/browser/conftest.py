@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from portal.devdb import free_port, wait_for_port
+from tests.servers import portal_server
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -34,23 +32,8 @@ def live_server(database):
     One per test module, not per session: the server runs the export worker, which must not be
     alive (claiming other tests' export jobs) while the rest of the suite drives workers itself.
     """
-    port = free_port()
-    env = {**os.environ, **database.env(), "BASE_URL": f"http://127.0.0.1:{port}"}
-    env.update(getattr(live_server, "extra_env", {}))
-    log = open(database.root / "server.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "portal.cli", "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    try:
-        wait_for_port(port, timeout=60)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+    with portal_server(database, "server.log") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
