@@ -74,12 +74,17 @@ async def test_owner_exports_downloads_hits_the_limit_and_deletes_the_org(new_pa
     )
 
     # two more are allowed this hour; the fourth is refused with a friendly message
-    for _ in range(2):
-        await page.get_by_role("button", name="Request export").click()
+    def export_posted(response) -> bool:
+        return response.request.method == "POST" and response.url.endswith(f"/orgs/{org.slug}/exports")
+
+    for _ in range(2):  # each click waits for its own answer: the previous flash is still shown
+        async with page.expect_response(export_posted):
+            await page.get_by_role("button", name="Request export").click()
         await expect(page.locator(".flash-success")).to_contain_text("Export requested")
         if not javascript:
             await page.wait_for_url(f"**/orgs/{org.slug}/exports")
-    await page.get_by_role("button", name="Request export").click()
+    async with page.expect_response(export_posted):
+        await page.get_by_role("button", name="Request export").click()
     await expect(page.locator(".flash-error, .error-page")).to_contain_text("exports per hour")
 
     # delete the organization from the settings page's danger zone

@@ -268,3 +268,14 @@ async def test_demo_accounts_are_verified(app, su):
     assert await demo.load_demo() is False
     for email in emails:
         assert await verified_at(su, email) is not None, email
+
+
+async def test_a_completed_password_reset_confirms_the_address(app, su, make_user):
+    """The reset link came by mail: using it proves the mailbox."""
+    from portal.accounts import reset
+
+    user = await make_user(verified=False)
+    row = await su.fetchrow("SELECT id, password_hash FROM app_user WHERE id = $1", user.id)
+    token = reset.make_token(row["id"], row["password_hash"])
+    await reset.reset_password(token, "a-brand-new-password-1", "a-brand-new-password-1")
+    assert await su.fetchval("SELECT email_verified_at IS NOT NULL FROM app_user WHERE id = $1", user.id)

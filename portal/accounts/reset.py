@@ -158,7 +158,11 @@ async def reset_password(token: str, password: str, confirm: str) -> UUID:
         row = await conn.fetchrow("SELECT id, email, password_hash FROM app_user WHERE id = $1 FOR UPDATE", user_id)
         if not _matches(row, fingerprint):
             raise DeadLink()
-        await conn.execute("UPDATE app_user SET password_hash = $2 WHERE id = $1", user_id, new_hash)
+        # The link came by mail: using it proves the mailbox, so the address counts as confirmed.
+        await conn.execute(
+            "UPDATE app_user SET password_hash = $2, email_verified_at = coalesce(email_verified_at, $3) WHERE id = $1",
+            user_id, new_hash, clock.now(),
+        )
         await sessions.revoke_all(user_id)  # joins this transaction
         # The sign-in throttle suggests a reset; let it unblock the account.
         await conn.execute("DELETE FROM login_attempt WHERE email = $1 AND NOT succeeded", row["email"])

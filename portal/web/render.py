@@ -45,7 +45,9 @@ def is_htmx(request: Request) -> bool:
 
 def csrf_token(request: Request) -> str:
     # Error pages raised before the CSRF middleware ran fall back to the cookie's token.
-    return value_or_default(ScopeState.from_scope(request.scope).csrf_token, "") or request.cookies.get("portal_csrf", "")
+    config = request.app.csrf_config
+    cookie = request.cookies.get(config.cookie_name, "") if config is not None else ""
+    return value_or_default(ScopeState.from_scope(request.scope).csrf_token, "") or cookie
 
 
 def base_context(request: Request, extra: dict[str, Any]) -> dict[str, Any]:
