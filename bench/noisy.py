@@ -32,6 +32,9 @@ import httpx
 WRONG = "not-the-password-at-all"
 AUDIT_EVENTS = 40_000  # a CSV of several MB: more than the socket buffers hold
 ARCHIVE_BYTES = 8 * 1024 * 1024
+# The server trusts X-Forwarded-For from loopback (its default), so clients here can stand for
+# machines elsewhere: the victim on its own network, the attacker's downloads on theirs.
+VICTIM_ADDRESS, ATTACKER_ADDRESS = "192.0.2.10", "198.51.100.200"
 _CSRF_INPUT = re.compile(r'name="_csrf_token" value="([^"]+)"')
 
 
@@ -149,7 +152,8 @@ async def _slow_reader(base: str, path: str, cookie: str, hold: float, tally: Ta
     sock.setblocking(False)
     await asyncio.get_running_loop().sock_connect(sock, (parts.hostname, parts.port))
     reader, writer = await asyncio.open_connection(sock=sock)
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: {parts.netloc}\r\nCookie: {cookie}\r\n\r\n".encode())
+    headers = f"Host: {parts.netloc}\r\nCookie: {cookie}\r\nX-Forwarded-For: {ATTACKER_ADDRESS}\r\n"
+    writer.write(f"GET {path} HTTP/1.1\r\n{headers}\r\n".encode())
     await writer.drain()
     head = await asyncio.wait_for(reader.read(1024), timeout=30)
     status = int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/") else 0
@@ -183,6 +187,7 @@ async def _hostile_loop(client: httpx.AsyncClient, scene: Scene, kind: str, n: i
 
 async def _victim_loop(base: str, scene: Scene, until: float, tally: Tally) -> None:
     async with _client(base, scene.victim_cookie) as client:
+        client.headers["X-Forwarded-For"] = VICTIM_ADDRESS  # someone else, elsewhere
         pages = [f"/orgs/{scene.victim_org}", f"/orgs/{scene.victim_org}/members"]
         i = 0
         while time.monotonic() < until:

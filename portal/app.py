@@ -19,7 +19,7 @@ from portal.db import engine as db
 from portal.tenancy.context import OrgContextMiddleware, provide_org, required_permission
 from portal.web.auth import SessionMiddleware, csrf_cookie_name
 from portal.web.errors import EXCEPTION_HANDLERS
-from portal.web.fairshare import FairShareMiddleware
+from portal.web.fairshare import ClientShareMiddleware, FairShareMiddleware
 from portal.web.security import add_security_headers
 
 ORG_PREFIX = "/orgs/{slug:str}"
@@ -70,7 +70,7 @@ def create_app(settings: Settings | None = None, *, manage_pool: bool = True, ex
 
     app = Litestar(
         route_handlers=[*top, org_router, static],
-        middleware=[SessionMiddleware, FairShareMiddleware],
+        middleware=[ClientShareMiddleware, SessionMiddleware, FairShareMiddleware],
         csrf_config=CSRFConfig(
             secret=settings.secret_key,
             cookie_name=csrf_cookie_name(settings.secure_cookies),  # bound to the session: portal.web.auth

@@ -59,6 +59,7 @@ class Settings:
     invite_rate: int
     signup_rate: int
     per_principal_concurrency: int
+    per_client_concurrency: int
     extra: dict = field(default_factory=dict)
 
     @property
@@ -111,6 +112,7 @@ def load_settings() -> Settings:
         invite_rate=_int("INVITE_RATE", 50),
         signup_rate=_int("SIGNUP_RATE", 20),
         per_principal_concurrency=_int("PER_PRINCIPAL_CONCURRENCY", 8),
+        per_client_concurrency=_int("PER_CLIENT_CONCURRENCY", 32),
     )
 
 

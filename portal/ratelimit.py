@@ -9,6 +9,7 @@ Refused attempts are not recorded: a client regains one attempt as each old hit 
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import random
 from datetime import timedelta
@@ -20,6 +21,21 @@ from portal.errors import TooManyRequests
 # Rows older than this are never needed by any limit here (the longest window is a day); stale
 # buckets are swept now and then.
 _KEEP = timedelta(days=2)
+
+
+def client_key(ip: str) -> str:
+    """The unit every per-client limit counts: an IPv4 address, or an IPv6 /64. One customer of an
+    ISP or a cloud gets a whole /64 and can send from any address in it, so counting single IPv6
+    addresses would give one machine 2^64 budgets."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip[:64] or "unknown"
+    if address.version == 6:
+        if address.ipv4_mapped:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
 
 
 async def hit(bucket: str, *, limit: int, window: timedelta, message: str) -> None:

@@ -37,6 +37,7 @@ class TestDatabase:
             # Race tests fire many concurrent requests as one person on purpose; the fair-share
             # cap itself is tested with its own, small setting (tests/test_capacity.py).
             "PER_PRINCIPAL_CONCURRENCY": "64",
+            "PER_CLIENT_CONCURRENCY": "128",
         }
 
     def migrate(self) -> None:

@@ -404,3 +404,33 @@ async def test_a_forged_form_costs_no_password_hash_and_no_attempt(app, su, make
     r = await c.post(f"/orgs/{org.slug}/delete", {"confirm": org.slug, "password": "wrong-password-1"})
     assert r.status_code == 422  # with the token, the attempt is checked and counted
     assert await su.fetchval("SELECT count(*) FROM login_attempt WHERE email = $1", org.owner.email) == 1
+
+
+async def test_one_client_network_gets_a_share_before_any_session_lookup(app, su, make_org, client_for, monkeypatch):
+    import dataclasses
+
+    from portal import config
+
+    monkeypatch.setattr(config, "_settings", dataclasses.replace(config.get_settings(), per_client_concurrency=2))
+    org = await make_org()
+    await su.execute(
+        "INSERT INTO audit_event (org_id, actor_email, action) SELECT $1, 'a@example.test', 'agent.created' FROM generate_series(1, 5)",
+        org.id,
+    )
+    owner = await client_for(org.owner)
+    path = f"/orgs/{org.slug}/audit.csv"
+    same_network, elsewhere = Client(app, ip="10.77.0.1"), Client(app, ip="10.78.0.1")  # _paused_download's address
+
+    async def inspect_inner():
+        return (await same_network.get("/login")), (await elsewhere.get("/login"))
+
+    async def inspect_outer():
+        return await _paused_download(app, path, owner.http.cookies, inspect=inspect_inner)
+
+    try:
+        _, (_, (refused, unaffected)) = await _paused_download(app, path, owner.http.cookies, inspect=inspect_outer)
+    finally:
+        await same_network.aclose()
+        await elsewhere.aclose()
+    assert refused.status_code == 429 and "your network" in refused.text
+    assert unaffected.status_code == 200

@@ -243,6 +243,36 @@ async def test_a_stored_config_that_is_no_longer_accepted_is_flagged(setup, su, 
     assert "no longer accepted" not in (await c.get(f"{base}/{connection_id}")).text
 
 
+async def test_a_credential_in_an_old_config_reaches_no_reader(setup, su, make_member, client_for):
+    """Not the edit form (every member may edit), not the audit events of the fix, not the audit
+    page, CSV or export — nor an event recorded before the allow-list existed."""
+    org, c, base = setup
+    old = {"host": "db", "database": "a", "db_password": "hunter2"}
+    connection_id = await su.fetchval(
+        "INSERT INTO connection (org_id, name, kind, config) VALUES ($1, 'Old', 'postgres', $2::jsonb) RETURNING id",
+        org.id, json.dumps(old),
+    )
+    await su.execute(  # as the create event was recorded before this change
+        """INSERT INTO audit_event (org_id, actor_email, action, target_type, target_id, target_label, after)
+           VALUES ($1, 'x@example.test', 'connection.created', 'connection', $2, 'Old', $3::jsonb)""",
+        org.id, str(connection_id), json.dumps({"name": "Old", "kind": "postgres", "config": old}),
+    )
+    member = await client_for(await make_member(org, "member"))
+    edit = await member.get(f"{base}/{connection_id}/edit")
+    assert edit.status_code == 200 and "hunter2" not in edit.text
+    fixed = {"host": "db", "database": "a"}
+    assert (await member.post(f"{base}/{connection_id}/edit", {"name": "Old", "config": json.dumps(fixed)})).status_code == 303
+    stored = await su.fetchval(
+        "SELECT string_agg(coalesce(before::text, '') || coalesce(after::text, ''), ' ') FROM audit_event WHERE org_id = $1 AND action = 'connection.updated'",
+        org.id,
+    )
+    assert "hunter2" not in stored
+    officer = await client_for(await make_member(org, "compliance_officer"))
+    for path in (f"/orgs/{org.slug}/audit", f"/orgs/{org.slug}/audit.csv"):
+        r = await officer.get(path)
+        assert r.status_code == 200 and "hunter2" not in r.text, path
+
+
 async def test_the_demo_connections_are_valid(app, su, make_org):
     """`portal demo` inserts below the form: its configs must still be ones the form accepts."""
     from portal.resources.demo import demo_resources

@@ -161,3 +161,42 @@ async def test_no_pooled_connection_is_held_while_the_password_is_checked(app, m
     else:
         raise AssertionError("a wrong password passed")
     assert held == [False, False, False]
+
+
+async def test_an_ipv6_network_counts_as_one_client(app, make_user):
+    """Addresses of one /64 are one client: the per-client budget is not 2^64 budgets."""
+    from portal.errors import Invalid, TooManyRequests
+
+    user = await make_user()
+    outcomes = []
+    for n in range(1, service.MAX_FAILURES_PER_PAIR + 3):
+        try:
+            await service.authenticate(user.email, WRONG, f"2001:db8:77:1::{n:x}")
+            outcomes.append("ok")
+        except Invalid:
+            outcomes.append("wrong")
+        except TooManyRequests:
+            outcomes.append("throttled")
+    assert outcomes == ["wrong"] * service.MAX_FAILURES_PER_PAIR + ["throttled"] * 2
+
+
+async def test_an_account_has_a_ceiling_that_spares_clients_it_signed_in_from(app, make_user):
+    """Guessing from ever more networks stops at a ceiling per account; a client that signed in
+    to the account before (its owner's) still gets in with the right password."""
+    from portal.errors import Invalid, TooManyRequests
+
+    user = await make_user()
+    home = "192.0.2.200"
+    assert await service.authenticate(user.email, PASSWORD, home) == user.id
+    for n in range(service.ACCOUNT_CEILING):  # one guess from each of many networks
+        try:
+            await service.authenticate(user.email, WRONG, f"2001:db8:{n:x}::1")
+        except (Invalid, TooManyRequests):
+            pass
+    try:
+        await service.authenticate(user.email, PASSWORD, "2001:db8:ffff::1")
+        refused = False
+    except TooManyRequests as exc:
+        refused = exc.retry_after > 0
+    assert refused
+    assert await service.authenticate(user.email, PASSWORD, home) == user.id

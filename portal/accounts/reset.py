@@ -91,7 +91,7 @@ def _matches(row: Any, fingerprint: str) -> bool:
 
 async def check_client(bucket: str, ip: str, limit: int, window: timedelta) -> None:
     await ratelimit.hit(
-        f"{bucket}:{ip or 'unknown'}",
+        f"{bucket}:{ratelimit.client_key(ip)}",
         limit=limit,
         window=window,
         message="Too many password reset attempts from your network. Wait a while and try again.",

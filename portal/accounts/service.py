@@ -22,6 +22,11 @@ MAX_FAILURES_PER_PAIR = 5  # one client guessing one account
 MAX_FAILURES_PER_IP = 50  # one client guessing many accounts
 ACCOUNT_UNDER_ATTACK = 10  # failures on one account from all clients: then, for clients that failed on it,
 MAX_FAILURES_PER_PAIR_UNDER_ATTACK = 2  # ...fewer tries before they must wait
+# A ceiling on guesses at one account from everywhere (a botnet, or one IPv6 network's many
+# /64s): beyond it only clients that have signed in to the account before may try. Far above
+# what locks anybody out by accident; a password reset lifts it.
+ACCOUNT_CEILING = 100
+KNOWN_CLIENT = timedelta(days=30)
 GENERIC_LOGIN_ERROR = "Incorrect email or password."
 
 
@@ -109,6 +114,7 @@ async def _open_attempt(email: str, ip: str, now) -> tuple[UUID, UUID | None, st
     One short use of a pooled connection: it is released before the (slow) hash check.
     """
     since = now - THROTTLE_WINDOW
+    ip = ratelimit.client_key(ip)  # an IPv6 /64 is one client
     async with db.connection() as conn:
         async with conn.transaction():
             await conn.execute(
@@ -124,7 +130,10 @@ async def _open_attempt(email: str, ip: str, now) -> tuple[UUID, UUID | None, st
                        count(*) FILTER (WHERE ip = $2) AS by_ip,
                        (array_agg(at ORDER BY at DESC) FILTER (WHERE email = $1 AND ip = $2))[$4] AS pair_lifts,
                        (array_agg(at ORDER BY at DESC) FILTER (WHERE email = $1 AND ip = $2))[$5] AS pair_lifts_under_attack,
-                       (array_agg(at ORDER BY at DESC) FILTER (WHERE ip = $2))[$6] AS ip_lifts
+                       (array_agg(at ORDER BY at DESC) FILTER (WHERE ip = $2))[$6] AS ip_lifts,
+                       (array_agg(at ORDER BY at DESC) FILTER (WHERE email = $1))[$7] AS email_lifts,
+                       EXISTS (SELECT 1 FROM login_attempt k
+                               WHERE k.email = $1 AND k.ip = $2 AND k.succeeded AND k.at > $8) AS known_client
                 FROM login_attempt
                 WHERE NOT succeeded AND at > $3 AND (email = $1 OR ip = $2)
                 """,
@@ -134,6 +143,8 @@ async def _open_attempt(email: str, ip: str, now) -> tuple[UUID, UUID | None, st
                 MAX_FAILURES_PER_PAIR,
                 MAX_FAILURES_PER_PAIR_UNDER_ATTACK,
                 MAX_FAILURES_PER_IP,
+                ACCOUNT_CEILING,
+                now - KNOWN_CLIENT,
             )
             lifts = None
             if seen["pair"] >= MAX_FAILURES_PER_PAIR:
@@ -142,6 +153,8 @@ async def _open_attempt(email: str, ip: str, now) -> tuple[UUID, UUID | None, st
                 lifts = seen["ip_lifts"]
             elif seen["by_email"] >= ACCOUNT_UNDER_ATTACK and seen["pair"] >= MAX_FAILURES_PER_PAIR_UNDER_ATTACK:
                 lifts = seen["pair_lifts_under_attack"]
+            elif seen["by_email"] >= ACCOUNT_CEILING and not seen["known_client"]:
+                lifts = seen["email_lifts"]
             if lifts is not None:
                 wait = max(1, int((lifts - since).total_seconds()) + 1)
                 raise TooManyRequests(
@@ -195,7 +208,7 @@ async def reauthenticate(email: str, password: str, ip: str) -> None:
 async def check_signup_rate(ip: str) -> None:
     """At most SIGNUP_RATE sign-ups per client per hour (argon2 hashing is costly)."""
     await ratelimit.hit(
-        "signup:" + ip,
+        "signup:" + ratelimit.client_key(ip),
         limit=get_settings().signup_rate,
         window=timedelta(hours=1),
         message="Too many accounts created from your network. Try again later.",

@@ -121,7 +121,7 @@ def _live(row: Any, fingerprint: str) -> bool:
 
 async def check_client(ip: str) -> None:
     await ratelimit.hit(
-        f"verify-link:{ip or 'unknown'}",
+        f"verify-link:{ratelimit.client_key(ip)}",
         limit=LINK_HITS_PER_CLIENT,
         window=LINK_WINDOW,
         message="Too many confirmation attempts from your network. Wait a few minutes and open the link again.",

@@ -26,6 +26,7 @@ from portal import clock
 from portal.db import engine as db
 from portal.db import registry
 from portal.errors import Invalid
+from portal.resources.connections.kinds import in_audit_event
 from portal.tenancy.context import OrgContext, org_transaction
 from portal.tenancy.permissions import ROLE_LABELS, Role
 
@@ -191,7 +192,8 @@ def _show(value: Any) -> str:
 
 def changes_of(event: Mapping[str, Any]) -> list[tuple[str, str, str]]:
     """(field, before, after) rows for display; whole values when before/after aren't objects."""
-    before, after = _json(event["before"]), _json(event["after"])
+    before = in_audit_event(event["action"], _json(event["before"]))
+    after = in_audit_event(event["action"], _json(event["after"]))
     if before is not None and not isinstance(before, dict) or after is not None and not isinstance(after, dict):
         return [("value", "" if before is None else _show(before), "" if after is None else _show(after))]
     before, after = before or {}, after or {}
@@ -242,6 +244,11 @@ def csv_cell(value: Any) -> str:
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
+def _csv_json(action: str, value: Any) -> str | None:
+    value = in_audit_event(action, _json(value))
+    return None if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
 def _csv_lines(rows: list[Any]) -> bytes:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
@@ -265,7 +272,8 @@ async def audit_csv(ctx: OrgContext, filters: AuditFilters) -> AsyncIterator[byt
                     {
                         "time_utc": r["created_at"], "actor_email": r["actor_email"], "actor_id": r["actor_id"],
                         "action": r["action"], "target_type": r["target_type"], "target_id": r["target_id"],
-                        "target_label": r["target_label"], "ip": r["ip"], "before": r["before"], "after": r["after"],
+                        "target_label": r["target_label"], "ip": r["ip"],
+                        "before": _csv_json(r["action"], r["before"]), "after": _csv_json(r["action"], r["after"]),
                     }
                     for r in rows
                 ]

@@ -16,7 +16,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Literal, Sequence
 
 from portal import clock
 from portal.db import registry
-from portal.resources.connections.kinds import without_credentials
+from portal.resources.connections.kinds import in_audit_event, without_credentials
 from portal.exports.format import (
     BOOLEAN,
     ID,
@@ -497,8 +497,8 @@ register(
                 "target_type": r["target_type"],
                 "target_id": r["target_id"],
                 "target_label": r["target_label"],
-                "before": json_value(r["before"]),
-                "after": json_value(r["after"]),
+                "before": in_audit_event(r["action"], json_value(r["before"])),
+                "after": in_audit_event(r["action"], json_value(r["after"])),
                 "ip": r["ip"],
             },
         ),

@@ -274,6 +274,14 @@ def without_credentials(value: Any) -> Any:
     return value
 
 
+def in_audit_event(action: str, value: Any) -> Any:
+    """An audit event's before/after as read back: connection events recorded before the per-kind
+    allow-list may hold a credential in their config, which no reader should see again."""
+    if value is not None and action.startswith("connection."):
+        return without_credentials(value)
+    return value
+
+
 def credential_problem(config: dict[str, Any]) -> str | None:
     """The hint alone, for a config whose kind isn't known yet."""
     found = [path for key in config if (path := credential_path({key: config[key]}))]

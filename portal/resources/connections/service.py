@@ -52,7 +52,8 @@ def shown_config(row: Any) -> Any:
 
 
 def _public(row: Any) -> dict[str, Any]:
-    return {"name": row["name"], "kind": row["kind"], "config": common.load_json(row["config"])}
+    """The connection as audit events record it: never a credential left in an old config."""
+    return {"name": row["name"], "kind": row["kind"], "config": shown_config(row)}
 
 
 _ONE = """SELECT c.id, c.name, c.kind, c.config, c.secret_set_at, c.created_at, c.updated_at
@@ -89,7 +90,9 @@ async def get_connection(ctx: OrgContext, connection_id: UUID, *, lock: bool = F
 
 
 def form_of(row: Any) -> dict[str, str]:
-    return {"name": row["name"], "kind": row["kind"], "config": common.pretty_json(row["config"])}
+    """The edit form's values: a credential left in an old config is shown hidden (and refused
+    if sent back), never in the clear — members who may edit are not all who may see secrets."""
+    return {"name": row["name"], "kind": row["kind"], "config": common.pretty_json(shown_config(row))}
 
 
 def _secret(form: dict[str, str], errors: FormErrors, *, required: bool) -> str | None:
