@@ -226,6 +226,21 @@ async def main() -> None:
 HISTORY = [
     "## Changes made from these numbers (before → after, 2 cores)",
     "",
+    "- **Members page rows: a macro, not a scoped block per row (issue 13).** Profiling the real request"
+    " in-process (cProfile, 400 requests) found no cost special to page 1: Python time was ~11 ms on page 1"
+    " and on a deep page alike, and ~8 ms of it was drawing 50 rows. Each row was a `{% block scoped %}`"
+    " inside the loop: Jinja copied the whole context per row and passed every piece of output up through"
+    " five nested generators (~600,000 generator resumes per 200 renders). Rows are now a macro (the block"
+    " stays outside the page for the htmx one-row swap; HTML byte-identical): 50 rows 4.1 → 1.9 ms; the"
+    " 10,000-member org's page 1 22.8 → 8.3 ms per request in-process, the 10-member org's 7.4 → 5.6 ms.",
+    "- **The member count is kept, not counted (issue 13).** `organization.member_count` is maintained by"
+    " statement-level triggers on membership in the same transaction as every change (invite accept, create,"
+    " remove, leave, cascade, bulk seeds); the app role cannot write it, and a change it cannot follow under"
+    " RLS raises instead of drifting. State machines and race tests assert it equals `count(*)`. Page 1's"
+    " SQL 9.5 → 0.8 ms. Accepting an invite now locks the org row first (org → invite → membership), which"
+    " a new test showed was needed: accept racing an owner's revoke deadlocked.",
+    "- **Statements per members page 6 → 5.** `enter_org()` also returns the user's org list for the switcher"
+    " on page loads (one round trip fewer on every GET of an org page).",
     "- **Statements per request, members page: 10 → 6.** The recorder showed asyncpg's `RESET ALL` on every"
     " connection release (2 per request) and three separate statements to resolve the org (set user, find"
     " membership, set tenant). Now a pool reset hook skips the reset (the app never sets session state; tests"

@@ -1,6 +1,7 @@
 """Dead invites and races: no oracle between the ways an invite dies, exactly one winner among
-concurrent accepts, expiry on the portal's clock, per-client rate limits, and a database that
-never holds a token."""
+concurrent accepts (and the member count follows), no deadlock between an accept and the owner's
+revoke, expiry on the portal's clock, per-client rate limits, and a database that never holds a
+token."""
 
 from __future__ import annotations
 
@@ -9,12 +10,15 @@ import secrets
 from datetime import datetime, timedelta, timezone
 from urllib.parse import quote
 
+import asyncpg
+
 from portal import clock
 from portal.config import get_settings
 from portal.mail import background
 from tests.conftest import Client, text_of
 from tests.mail_sink import link_in, outbox_messages
 from tests.test_invites_helpers import make_invite, outbox, send_invite, without_nonces  # noqa: F401  (fixtures)
+from tests.test_members_helpers import assert_member_count_exact, wait_until_blocked_on_lock
 
 GARBAGE = [
     secrets.token_urlsafe(32),  # well-formed, never issued
@@ -110,6 +114,35 @@ async def test_ten_concurrent_accepts_make_exactly_one_membership(app, make_org,
     assert await su.fetchval("SELECT accepted_by FROM invite WHERE id = $1", invite_id) == invitee.id
     counts = dict(await su.fetch("SELECT action, count(*) FROM audit_event WHERE org_id = $1 GROUP BY action", org.id))
     assert counts == {"invite.accepted": 1, "member.joined": 1}
+    await assert_member_count_exact(su, org, 2)
+
+
+async def test_accepting_while_the_owner_revokes_never_deadlocks(app, database, make_org, make_user, make_invite, client_for, su):
+    """Accepting counts the new member on the org row, so it takes the org row before the invite
+    (org row, invite, membership), as every owner-side invite change does (org row in enter_org,
+    then the invite FOR UPDATE). Taken the other way round — invite first — an accept and a
+    revoke of the same invite would each hold what the other waits for."""
+    org = await make_org()
+    invitee = await make_user()
+    token, invite_id = await make_invite(org, invitee.email)
+    c = await client_for(invitee)
+    owner = await asyncpg.connect(database.app_url)  # the owner's revoke, step by step
+    try:
+        async with owner.transaction():
+            await owner.execute("SET LOCAL lock_timeout = '5s'")
+            await owner.execute("SELECT set_config('app.org_id', $1, true)", str(org.id))
+            await owner.execute("SELECT 1 FROM organization WHERE id = $1 FOR NO KEY UPDATE", org.id)
+            accept = asyncio.create_task(c.post(f"/invites/{token}/accept"))
+            await wait_until_blocked_on_lock(su)  # the accept waits for the org row...
+            # ...without holding the invite: the owner locks it at once and revokes
+            await owner.execute("SELECT 1 FROM invite WHERE id = $1 FOR UPDATE", invite_id)
+            await owner.execute("UPDATE invite SET revoked_at = now() WHERE id = $1", invite_id)
+        r = await asyncio.wait_for(accept, 10)
+    finally:
+        await owner.close()
+    assert r.status_code == 404 and "This invite is no longer valid" in r.text
+    assert await su.fetchval("SELECT count(*) FROM membership WHERE org_id = $1 AND user_id = $2", org.id, invitee.id) == 0
+    await assert_member_count_exact(su, org, 1)
 
 
 async def test_expiry_follows_the_clock_ttl_minus_one_second_ok_plus_one_refused(app, make_org, make_user, make_invite, client_for, su):

@@ -2,7 +2,8 @@
 (through the real mail path), accepts, changes roles, removes, leaves, transfers, requests exports
 and deletes orgs, through HTTP, with a model predicting every status code. After every step:
 
-* every live org has exactly one owner, and the database's memberships equal the model's;
+* every live org has exactly one owner, and the database's memberships equal the model's, and
+  so does its kept member count (``organization.member_count``);
 * access only through a live membership: the org answers 200 to its members and the same 404 to
   everyone else, deleted orgs included;
 * nobody grants a role above their own: every successful invite or role change came from the owner,
@@ -20,6 +21,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
 from tests.conftest import PASSWORD, unique
+from tests.test_members_helpers import assert_member_count_exact
 
 NON_OWNER = ("member", "billing_admin", "compliance_officer")
 PEOPLE = 5
@@ -200,6 +202,7 @@ async def test_lifecycle_state_machine(app, su, make_user, client_for, monkeypat
                     assert run(su.fetchval("SELECT count(*) FROM organization WHERE id = $1", org["id"])) == 0
                 else:
                     assert list(org["roles"].values()).count("owner") == 1
+                    run(assert_member_count_exact(su, org["id"], len(org["roles"])))
 
         @invariant()
         def access_only_through_a_live_membership(self):

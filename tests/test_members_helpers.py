@@ -1,6 +1,6 @@
 """Shared helpers for the membership tests (no tests here): an org with one member of every role,
-membership ids, a gate that holds a request at a named point of the members service, and a
-statement counter."""
+membership ids, the kept member count checked against a real count, a gate that holds a request
+at a named point of the members service, and a statement counter."""
 
 from __future__ import annotations
 
@@ -41,6 +41,17 @@ async def roles_of(su, org) -> dict:
 
 async def owner_count(su, org) -> int:
     return await su.fetchval("SELECT count(*) FROM membership WHERE org_id = $1 AND role = 'owner'", org.id)
+
+
+async def assert_member_count_exact(su, org, expected: int | None = None) -> None:
+    """The org row's kept count equals a real count of its memberships (and ``expected``)."""
+    org_id = org if not hasattr(org, "id") else org.id
+    kept, counted = await su.fetchrow(
+        "SELECT member_count, (SELECT count(*) FROM membership WHERE org_id = $1) FROM organization WHERE id = $1", org_id
+    )
+    assert kept == counted, f"member_count {kept} but {counted} memberships"
+    if expected is not None:
+        assert counted == expected, (counted, expected)
 
 
 async def events(su, org, action: str | None = None) -> list:

@@ -17,6 +17,7 @@ import pytest
 from tests.conftest import PASSWORD
 from tests.conftest import text_of as _text_of
 from tests.test_members_helpers import (  # noqa: F401  (gate is a fixture)
+    assert_member_count_exact,
     events,
     gate,
     make_crew,
@@ -373,6 +374,8 @@ async def test_storms_never_leave_zero_or_two_owners(make_org, make_member, su, 
         if url.endswith("/leave") and r.status_code == 303:
             assert ids_of(crew)[user.id] not in roles
             assert str(ids_of(crew)[user.id]) != str(owner_mid)
+    # the kept count followed every concurrent leave and removal, and nothing else
+    await assert_member_count_exact(su, crew.org, len(roles))
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -393,3 +396,4 @@ async def test_double_leave_and_remove_race(crew, client_for, su, seed):
     assert len(gone) == 1, codes  # exactly one of the leaves/removal happened
     assert mid not in await roles_of(su, crew.org)
     assert len(await mutation_events(su, crew.org)) == codes.count(303)
+    await assert_member_count_exact(su, crew.org, 3)

@@ -1,5 +1,5 @@
 """The members page of a 10,000-member org: a fixed number of statements per page whatever the page,
-the search or the org's size, index-backed, and fast."""
+the search or the org's size — at most five — index-backed, and fast."""
 
 from __future__ import annotations
 
@@ -72,6 +72,36 @@ async def test_statements_per_page_are_fixed(big_org, make_org, make_member, cli
         "big org, search, second page": await statements(big_client, link(await big_client.get(f"{base}?q=Person+1"), "next")),
     }
     assert len(set(counts.values())) == 1, counts
+    # the session, BEGIN, enter_org (which also brings the switcher's org list), the page with
+    # its total, COMMIT
+    assert max(counts.values()) <= 5, counts
+
+
+async def test_the_switcher_comes_with_the_org_and_lists_what_the_org_list_does(make_org, make_member, make_user, client_for):
+    """enter_org reads the switcher's list on page loads: it is the list ``/orgs`` shows (same
+    orgs, order and roles). A page drawn by an unsafe request (which reads no list with the org)
+    still shows it."""
+    me = await make_user()
+    mine = await make_org(owner=me, name="Gamma Group")
+    orgs = [mine] + [await make_org(name=name) for name in ("beta Works", "Alpha Labs", "alpha labs")]
+    for org, role in zip(orgs[1:], ("member", "billing_admin", "compliance_officer")):
+        await make_member(org, role, me)
+    await make_org()  # not mine
+    c = await client_for(me)
+
+    def switcher(r) -> list[tuple[str, str, str]]:
+        menu = re.search(r'<div class="menu" role="menu">(.*?)</div>', r.text, re.S).group(1)
+        return re.findall(r'href="/orgs/([^"#]+)"[^>]*>([^<]+)<span class="badge role-([a-z_]+)"', menu)
+
+    listing = switcher(await c.get("/orgs"))
+    assert [slug for slug, _, _ in listing] == [o.slug for o in sorted(orgs, key=lambda o: (o.name.lower(), o.slug))]
+    assert {slug: role for slug, _, role in listing}[mine.slug] == "owner"
+    for org in orgs:
+        for path in ("", "/members", "/agents"):
+            r = await c.get(f"/orgs/{org.slug}{path}")
+            assert r.status_code == 200 and switcher(r) == listing, (org.slug, path)
+    r = await c.post(f"/orgs/{mine.slug}/transfer", {"member_id": "", "password": ""})
+    assert r.status_code == 422 and switcher(r) == listing
 
 
 async def test_ten_thousand_members_page_fast_and_index_backed(big_org, client_for, su):

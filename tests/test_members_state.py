@@ -3,6 +3,8 @@
 and after every step the database agrees with the model and keeps its invariants:
 
 * exactly one owner;
+* the kept member count (``organization.member_count``, what the members page and the dashboard
+  show) equals a real count of the memberships;
 * access only through a live membership (the org answers 404 to anyone who left or was removed);
 * nobody grants a role above their own (only the owner changes roles, never to owner).
 
@@ -28,7 +30,7 @@ from hypothesis.stateful import (
 from portal.members.service import REAUTH_MAX_FAILURES, grantable
 from portal.tenancy.permissions import Role
 from tests.conftest import PASSWORD
-from tests.test_members_helpers import NON_OWNER
+from tests.test_members_helpers import NON_OWNER, assert_member_count_exact
 
 ROLE_CHOICES = (*NON_OWNER, *NON_OWNER, "owner", "superuser")
 MAX_PEOPLE = 7
@@ -169,6 +171,9 @@ async def test_membership_state_machine(su, make_org, make_member, make_user, cl
             user = self.person(a)
             r = run(self.clients[user.id].get(f"/orgs/{self.org.slug}/members"))
             assert r.status_code == (200 if user.id in self.roles else 404)
+            if r.status_code == 200:
+                n = len(self.roles)
+                assert f"{n:,} {'member' if n == 1 else 'members'} in" in r.text
 
         # -- invariants -------------------------------------------------------------------------
         @invariant()
@@ -176,6 +181,10 @@ async def test_membership_state_machine(su, make_org, make_member, make_user, cl
             rows = run(su.fetch("SELECT user_id, role FROM membership WHERE org_id = $1", self.org.id))
             assert {r["user_id"]: r["role"] for r in rows} == self.roles
             assert [r["role"] for r in rows].count("owner") == 1
+
+        @invariant()
+        def member_count_is_exact(self):
+            run(assert_member_count_exact(su, self.org, len(self.roles)))
 
         @invariant()
         def nobody_granted_above_their_own(self):

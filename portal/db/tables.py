@@ -70,6 +70,8 @@ class Organization(Table, tablename="organization"):
     slug = Varchar(length=40, unique=True)
     name = Varchar(length=100)
     created_at = Timestamptz(default=TimestamptzNow())
+    # Kept exact by triggers on membership (migrations/…30t13…); nothing else may write it.
+    member_count = Integer(default=0)
 
 
 @global_table("Platform-level record that an org was deleted; written as the org's rows disappear.")

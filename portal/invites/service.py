@@ -383,6 +383,9 @@ async def accept(token: str, *, user_id: UUID, user_email: str, ip: str) -> Acce
         if not await conn.fetchval(_VERIFIED, user_id):
             raise Unverified(invite)  # before anything is written; the transaction rolls back
         scope = await tenancy.enter(invite["org_id"])
+        # The org row first, as every owner-side invite change takes it: org → invite →
+        # membership (whose trigger updates the org's member count), never the other way round.
+        await conn.execute("SELECT 1 FROM organization WHERE id = $1 FOR NO KEY UPDATE", invite["org_id"])
         taken = await scope.fetchrow(
             f"""UPDATE invite SET accepted_at = $2, accepted_by = $3
                 WHERE org_id = {{org}} AND token_hash = $1 AND {PENDING} AND expires_at > $2 AND email = $4

@@ -159,12 +159,14 @@ def _label(row: Any) -> str:
 # One statement per page: the page and the total, whatever the org's size.
 #
 # Without a search, the page is an index range scan of membership_org_created_id from the cursor
-# (joined to the user by primary key) and the total an index-only count. With a search, the org's
-# memberships are matched once (emails are stored lower-case; names are compared lower-cased),
-# and the total and the page both come from that one pass.
+# (joined to the user by primary key) and the total is the org row's ``member_count``, kept exact
+# by triggers on membership (migrations/…30t13…): counting would walk every membership of the org
+# under both of the table's RLS policies. With a search, the org's memberships are matched once
+# (emails are stored lower-case; names are compared lower-cased), and the total and the page both
+# come from that one pass.
 _PAGE = """
 SELECT t.total, p.*
-FROM (SELECT count(*) AS total FROM membership WHERE org_id = {org}) t
+FROM (SELECT (SELECT member_count FROM organization WHERE id = {org}) AS total) t
 LEFT JOIN LATERAL (
     -- the page's memberships first, then their accounts: whatever plan the planner picks for
     -- the page (its row estimate under RLS is poor), it joins 51 accounts, not the whole tail
@@ -217,6 +219,8 @@ async def list_members(
     sql = template % {"cursor": condition, "dir": "DESC" if backward else "ASC"}
     result = await ctx.scope.fetch(sql, *args)
     total = result[0]["total"]
+    if total is None:  # the org was deleted since this request resolved it
+        raise NotFound()
     rows = [{k: v for k, v in r.items() if k != "total"} for r in result if r["id"] is not None]
     more = len(rows) > page_size
     rows = rows[:page_size]

@@ -92,8 +92,9 @@ async def create_org(*, user_id: UUID, user_email: str, name: str, slug: str, ip
 
 
 # Figures shown on the dashboard: label, SQL counting one tenant table. Domains add theirs here.
+# Members: the org row's exact count, kept by triggers (migrations/…30t13…), whatever the org's size.
 DASHBOARD_COUNTS: list[tuple[str, str, str]] = [
-    ("members", "Members", "SELECT count(*) FROM membership WHERE org_id = {org}"),
+    ("members", "Members", "SELECT member_count FROM organization WHERE id = {org}"),
     ("agents", "Agents", "SELECT count(*) FROM agent WHERE org_id = {org}"),
     ("workflows", "Workflows", "SELECT count(*) FROM workflow WHERE org_id = {org}"),
     ("connections", "Connections", "SELECT count(*) FROM connection WHERE org_id = {org}"),

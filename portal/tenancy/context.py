@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import json
 import re
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -67,6 +68,9 @@ class OrgContext:
     # the form was right, checked before this transaction opened; None when none was given.
     password_ok: bool | None = None
     permission: Perm = Perm.VIEW  # the one the route declared
+    # The signed-in user's orgs (slug, name, role) for the layout's switcher, read by the same
+    # statement that resolved the org on page loads (safe requests); None when not read.
+    my_orgs: tuple[dict, ...] | None = None
 
     def can(self, perm: Perm | str) -> bool:
         return allowed(self.role, Perm(perm))
@@ -92,16 +96,20 @@ async def org_transaction(ctx: OrgContext) -> AsyncIterator[OrgContext]:
     Never ``yield`` a chunk to the client inside this block: fetch, leave, then send.
     """
     async with db.transaction():
-        yield await resolve(
+        current = await resolve(
             ctx.org.slug, _Actor(ctx.user_id, ctx.user_email, ctx.user_name), ctx.permission, lock=False, ip=ctx.ip
         )
+        if current.org.id != ctx.org.id:  # deleted, and its slug taken by another org meanwhile
+            raise NotFound()
+        yield current
 
 
-# One round trip (see migrations/…09_45…): set the user, find org + membership, set the tenant,
-# and for unsafe requests lock, in this order, the org row FOR NO KEY UPDATE (writes of one org
-# queue up; no lock cycles between them) and the actor's membership FOR SHARE (FOR KEY SHARE would
-# not conflict with an UPDATE of the role; FOR SHARE does, so a demotion waits for us).
-_ENTER = "SELECT * FROM enter_org($1, $2, $3)"
+# One round trip (see migrations/…09_45… and …30t13…): set the user, find org + membership, set
+# the tenant, and for unsafe requests lock, in this order, the org row FOR NO KEY UPDATE (writes of
+# one org queue up; no lock cycles between them) and the actor's membership FOR SHARE (FOR KEY
+# SHARE would not conflict with an UPDATE of the role; FOR SHARE does, so a demotion waits for
+# us). Page loads also get the user's org list for the switcher, saving the page a statement.
+_ENTER = "SELECT * FROM enter_org($1, $2, $3, $4)"
 SLUG_SHAPE = re.compile(r"^[a-z0-9-]{1,40}$")
 MAX_BODY = 1_048_576  # bytes an org form may send
 BODY_TIMEOUT = 15.0  # seconds to receive it, before any transaction or lock is taken
@@ -121,11 +129,14 @@ def client_ip(scope: Scope) -> str:
     return client[0] if client else ""
 
 
-async def resolve(slug: str, user: Any, perm: Perm, *, lock: bool, ip: str = "", password_ok: bool | None = None) -> OrgContext:
-    """Resolve the org for the open transaction; raise NotFound / Forbidden."""
+async def resolve(
+    slug: str, user: Any, perm: Perm, *, lock: bool, ip: str = "", password_ok: bool | None = None, my_orgs: bool = False
+) -> OrgContext:
+    """Resolve the org for the open transaction; raise NotFound / Forbidden. ``my_orgs``: also
+    read the user's org list (for pages, which show the switcher)."""
     if not SLUG_SHAPE.match(slug):
         raise NotFound()
-    row = await db.current_connection().fetchrow(_ENTER, slug, user.id, lock)
+    row = await db.current_connection().fetchrow(_ENTER, slug, user.id, lock, my_orgs)
     if row is None:
         raise NotFound()
     role = row["role"]
@@ -142,6 +153,7 @@ async def resolve(slug: str, user: Any, perm: Perm, *, lock: bool, ip: str = "",
         scope=TenantScope(row["org_id"]),
         password_ok=password_ok,
         permission=perm,
+        my_orgs=tuple(json.loads(row["my_orgs"])) if row["my_orgs"] is not None else None,
     )
 
 
@@ -187,7 +199,7 @@ class OrgContextMiddleware:
                 password_ok = await _check_password(scope, receive, slug, user, perm, ip)
         try:
             async with db.transaction():  # enter_org sets user and tenant
-                ctx = await resolve(slug, user, perm, lock=unsafe, ip=ip, password_ok=password_ok)
+                ctx = await resolve(slug, user, perm, lock=unsafe, ip=ip, password_ok=password_ok, my_orgs=not unsafe)
                 scope["state"]["org"] = ctx
                 await self.app(scope, receive, hold)
                 if not status or status[0] >= 400:

@@ -26,7 +26,14 @@ env = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-env.globals.update(Perm=Perm, Role=Role, ROLE_LABELS=ROLE_LABELS, ASSIGNABLE_ROLES=ASSIGNABLE_ROLES)
+env.globals.update(
+    Perm=Perm,
+    Role=Role,
+    ROLE_LABELS=ROLE_LABELS,
+    ASSIGNABLE_ROLES=ASSIGNABLE_ROLES,
+    # (value, label) pairs for role <select>s drawn once per row: plain tuples, no enum lookups.
+    ROLE_CHOICES=tuple((role.value, ROLE_LABELS[role]) for role in ASSIGNABLE_ROLES),
+)
 
 
 def _fmt_dt(value: Any, fmt: str = "%Y-%m-%d %H:%M UTC") -> str:
@@ -87,7 +94,11 @@ async def page(
     if not fragment:
         flashes = flash.pop_flashes(request)
         if ctx["user"] is not None and "my_orgs" not in ctx:
-            ctx["my_orgs"] = await user_orgs(ctx["user"].id)
+            org = ctx["org"]
+            if org is not None and org.my_orgs is not None:
+                ctx["my_orgs"] = org.my_orgs  # read with the org itself, in the same statement
+            else:
+                ctx["my_orgs"] = await user_orgs(ctx["user"].id)
     if message:
         flashes.append((category, message))
     ctx["flashes"] = flashes
