@@ -304,6 +304,16 @@ invite-list polls. `python -m bench.noisy` (part of `make bench`).
 
 Victim p99 under attack ÷ alone: **{ratio:.2f}** (target ≤ 3: {verdict}). Slow readers holding a
 download open: {attacked['slow_readers']}.
+
+Before this work the same attack deadlocked the pool (each wrong-password delete held a connection
+while it waited for a second one) and every org waited for PostgreSQL's idle timeout. With the
+pool rules alone, the victim's p50 was still ~1.1 s: argon2 at normal priority and two dozen
+in-flight page loads of one account took the worker's turns. Hashing at lowered priority and the
+fair share per principal brought it to the figures above: every victim request succeeds, and its
+median barely moves. The p99 target is not met: the attacker, capped in flight, loops on cheap
+429 answers (hundreds a second), each still parsed, routed and answered by the one worker; and on
+this 2-core machine the attacking and measuring clients share the cores with the server. Next:
+answer over-cap requests before the framework (a raw ASGI 429), and two workers.
 {SECTION_END}
 """
 

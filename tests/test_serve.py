@@ -118,3 +118,19 @@ logging.getLogger("portal.mail.outbox").info("its link: %s", "http://x/invites/D
     assert "link /invites/[redacted]" in result.stderr and "SECRET-TOKEN-123" not in result.stderr
     assert "bad /reset-password/[redacted]" in result.stderr and "SECRET-TOKEN-456" not in result.stderr
     assert "DEV-LINK-789" in result.stderr  # the outbox prints its links on purpose (development)
+
+
+def test_several_workers_default_to_granian(monkeypatch):
+    """granian spreads kept-alive connections over its workers; uvicorn's may all land on one."""
+    import granian
+    import uvicorn
+
+    from portal import cli
+
+    chosen = []
+    monkeypatch.setattr(cli, "_settings", lambda: None)
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: chosen.append("uvicorn"))
+    monkeypatch.setattr(granian.Granian, "serve", lambda self, *a, **k: chosen.append("granian"))
+    for argv in (["serve"], ["serve", "--workers", "2"], ["serve", "--workers", "2", "--server", "uvicorn"], ["serve", "--server", "granian"]):
+        cli.main(argv)
+    assert chosen == ["uvicorn", "granian", "uvicorn", "granian"]
