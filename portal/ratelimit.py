@@ -38,6 +38,11 @@ def client_key(ip: str) -> str:
     return str(address)
 
 
+async def hit_client(kind: str, ip: str, *, limit: int, window: timedelta, message: str) -> None:
+    """``hit`` on the client's bucket of ``kind`` (its network: ``client_key``)."""
+    await hit(f"{kind}:{client_key(ip)}", limit=limit, window=window, message=message)
+
+
 async def hit(bucket: str, *, limit: int, window: timedelta, message: str) -> None:
     """Record one hit on ``bucket`` ("kind:client"), or raise ``TooManyRequests`` if it is full."""
     bucket = bucket[:200]

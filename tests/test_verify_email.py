@@ -9,6 +9,8 @@ import re
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
+from itsdangerous import URLSafeTimedSerializer
+
 from portal import clock
 from portal.accounts import service, verify
 from portal.mail import background
@@ -152,7 +154,7 @@ async def test_the_link_expires_after_48_hours(app, outbox, su):
 
 async def test_garbage_and_forged_links_get_the_same_dead_page(app, make_user, su):
     user = await make_user(verified=False)
-    forged = verify.URLSafeTimedSerializer("not-our-secret", salt=verify.SALT).dumps({"u": str(user.id), "e": "x", "n": "/orgs"})
+    forged = URLSafeTimedSerializer("not-our-secret", salt=verify.SALT).dumps({"u": str(user.id), "e": "x", "n": "/orgs"})
     other_address = verify.make_token(user.id, "someone-else@example.test")
     c = Client(app)
     pages = set()

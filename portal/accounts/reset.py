@@ -10,16 +10,15 @@ session of the user is revoked.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import logging
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
-from itsdangerous import BadData, TimestampSigner, URLSafeTimedSerializer
 
 from portal import clock, mail
 from portal.accounts import sessions
+from portal.accounts.signed import SignedLinks
 from portal.accounts.passwords import hash_password
 from portal.accounts.service import normalize_email, validate_email, validate_password
 from portal.config import get_settings
@@ -45,34 +44,18 @@ class DeadLink(NotFound):
         )
 
 
-class _ClockSigner(TimestampSigner):
-    """Timestamps from the portal's clock, so expiry follows the same "now" as everything else."""
-
-    def get_timestamp(self) -> int:
-        return int(clock.now().timestamp())
-
-
-def _serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(get_settings().secret_key, salt=SALT, signer=_ClockSigner)
-
-
-def _fingerprint(password_hash: str) -> str:
-    """Changes whenever the password hash does. Keyed, so the link reveals nothing about the hash."""
-    key = hashlib.sha256(f"{SALT}:fingerprint:{get_settings().secret_key}".encode()).digest()
-    return hmac.new(key, password_hash.encode(), hashlib.sha256).hexdigest()[:32]
+LINKS = SignedLinks(SALT, MAX_AGE, max_length=400)
 
 
 def make_token(user_id: UUID, password_hash: str) -> str:
-    return _serializer().dumps({"u": str(user_id), "p": _fingerprint(password_hash)})
+    return LINKS.dumps({"u": str(user_id), "p": LINKS.fingerprint(password_hash)})
 
 
 def _read(token: str) -> tuple[UUID, str]:
-    if not token or len(token) > 400:
-        raise DeadLink()
+    data = LINKS.loads(token)
     try:
-        data = _serializer().loads(token, max_age=int(MAX_AGE.total_seconds()))
         return UUID(data["u"]), str(data["p"])
-    except (BadData, KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError):
         raise DeadLink() from None
 
 
@@ -86,12 +69,12 @@ async def _user(user_id: UUID) -> Any:
 
 
 def _matches(row: Any, fingerprint: str) -> bool:
-    return row is not None and hmac.compare_digest(_fingerprint(row["password_hash"]), fingerprint)
+    return row is not None and LINKS.matches(row["password_hash"], fingerprint)
 
 
 async def check_client(bucket: str, ip: str, limit: int, window: timedelta) -> None:
-    await ratelimit.hit(
-        f"{bucket}:{ratelimit.client_key(ip)}",
+    await ratelimit.hit_client(
+        bucket, ip,
         limit=limit,
         window=window,
         message="Too many password reset attempts from your network. Wait a while and try again.",

@@ -207,8 +207,8 @@ async def reauthenticate(email: str, password: str, ip: str) -> None:
 
 async def check_signup_rate(ip: str) -> None:
     """At most SIGNUP_RATE sign-ups per client per hour (argon2 hashing is costly)."""
-    await ratelimit.hit(
-        "signup:" + ratelimit.client_key(ip),
+    await ratelimit.hit_client(
+        "signup", ip,
         limit=get_settings().signup_rate,
         window=timedelta(hours=1),
         message="Too many accounts created from your network. Try again later.",

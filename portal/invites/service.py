@@ -352,8 +352,8 @@ async def _find(conn: Any, token: str, now: datetime) -> dict[str, Any]:
 
 
 async def check_public_rate(ip: str) -> None:
-    await ratelimit.hit(
-        f"invite:{ratelimit.client_key(ip)}",
+    await ratelimit.hit_client(
+        "invite", ip,
         limit=PUBLIC_HITS,
         window=PUBLIC_WINDOW,
         message="Too many invite requests from your network. Wait a few minutes and open the link again.",
