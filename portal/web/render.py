@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
 from jinja2_fragments import render_block
 from litestar import Request, Response
 from litestar.utils.empty import value_or_default
@@ -19,6 +19,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_303_SEE_OTHER
 from portal.config import ROOT
 from portal.tenancy.permissions import ASSIGNABLE_ROLES, ROLE_LABELS, Perm, Role
 from portal.web import flash
+from portal.web.urls import reverse
 
 env = Environment(
     loader=FileSystemLoader(str(ROOT / "templates")),
@@ -34,6 +35,16 @@ env.globals.update(
     # (value, label) pairs for role <select>s drawn once per row: plain tuples, no enum lookups.
     ROLE_CHOICES=tuple((role.value, ROLE_LABELS[role]) for role in ASSIGNABLE_ROLES),
 )
+
+
+@pass_context
+def _url_for(context: Any, name: str, /, **params: Any) -> str:
+    """``url_for("agents.detail", agent_id=a.id)`` in templates; the org's slug is filled in."""
+    org = context.get("org")
+    return reverse(context["request"].app, name, org.org.slug if org is not None else None, params)
+
+
+env.globals["url_for"] = _url_for
 
 
 def _fmt_dt(value: Any, fmt: str = "%Y-%m-%d %H:%M UTC") -> str:
