@@ -13,28 +13,29 @@ from portal.exports import service
 from portal.tenancy.context import OrgContext, org_transaction
 from portal.tenancy.permissions import Perm
 from portal.web.render import page, redirect
+from portal.web.urls import url_for
 
 
-@get("/exports", opt={"permission": Perm.EXPORT})
+@get("/exports", name="exports.index", opt={"permission": Perm.EXPORT})
 async def export_list(request: Request, org: NamedDependency[OrgContext]) -> Response:
     return await page(request, "exports/index.html", **await service.exports_page(org))
 
 
-@post("/exports", opt={"permission": Perm.EXPORT}, status_code=303)
+@post("/exports", name="exports.request", opt={"permission": Perm.EXPORT}, status_code=303)
 async def export_request(request: Request, org: NamedDependency[OrgContext]) -> Response:
     await service.request_export(org)  # TooManyRequests → 429 page (or message) with Retry-After
     return redirect(
-        request, f"/orgs/{org.org.slug}/exports", "Export requested. It is being prepared; this page shows its progress."
+        request, url_for(request, "exports.index"), "Export requested. It is being prepared; this page shows its progress."
     )
 
 
-@get("/exports/{export_id:str}", opt={"permission": Perm.EXPORT})
+@get("/exports/{export_id:str}", name="exports.detail", opt={"permission": Perm.EXPORT})
 async def export_status(request: Request, org: NamedDependency[OrgContext], export_id: FromPath[str]) -> Response:
     """The export's row: polled by htmx while the export builds; a page of its own otherwise."""
     return await page(request, "exports/job.html", block="row", job=await service.get_job(org, export_id))
 
 
-@get("/exports/{export_id:str}/download", opt={"permission": Perm.EXPORT, "streaming": True})
+@get("/exports/{export_id:str}/download", name="exports.download", opt={"permission": Perm.EXPORT, "streaming": True})
 async def export_download(org: NamedDependency[OrgContext], export_id: FromPath[str]) -> Stream:
     async with org_transaction(org) as ctx:  # committed (download audited) before a byte is sent
         job = await service.open_download(ctx, export_id)

@@ -7,11 +7,13 @@ from datetime import timedelta
 from typing import Any, AsyncIterator
 from uuid import UUID
 
-from portal import clock
+from portal import clock, humanize
 from portal.audit import service as audit
+from portal.audit.actions import Action
 from portal.config import get_settings
 from portal.errors import NotFound, TooManyRequests
 from portal.exports.exporters import exporters
+from portal.params import parse_id
 from portal.tenancy.context import OrgContext, org_transaction
 from portal.tenancy.scope import TenantScope
 
@@ -46,40 +48,6 @@ STATUS_LABELS = {
 }
 
 
-def human_size(size: int | None) -> str:
-    if size is None:
-        return ""
-    value = float(size)
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{int(value)} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{size} bytes"  # pragma: no cover
-
-
-def human_wait(seconds: int) -> str:
-    if seconds < 60:
-        return f"{seconds} second{'s' if seconds != 1 else ''}"
-    minutes = math.ceil(seconds / 60)
-    return f"{minutes} minute{'s' if minutes != 1 else ''}"
-
-
-def human_duration(delta: timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= size and seconds % size == 0 and not (unit == "day" and seconds // size == 1):
-            n = seconds // size
-            return f"{n} {unit}{'s' if n != 1 else ''}"
-    return human_wait(seconds)
-
-
-def parse_id(raw: str) -> UUID:
-    try:
-        return UUID(raw)
-    except (ValueError, TypeError, AttributeError):
-        raise NotFound() from None
-
-
 def _view(row: Any) -> dict:
     job = dict(row)
     now = clock.now()
@@ -91,7 +59,7 @@ def _view(row: Any) -> dict:
         status_label=STATUS_LABELS.get(status, status),
         active=status in ("queued", "running"),
         downloadable=status == "done",
-        size_label=human_size(job["size_bytes"]),
+        size_label=humanize.size(job["size_bytes"]),
     )
     return job
 
@@ -123,11 +91,11 @@ async def request_export(ctx: OrgContext) -> UUID:
         retry = _retry_after(recent, rate)
         raise TooManyRequests(
             f"Your organization can request {rate} export{'s' if rate != 1 else ''} per hour, and that many "
-            f"were requested in the last hour. You can request the next one in {human_wait(retry)}.",
+            f"were requested in the last hour. You can request the next one in {humanize.wait(retry)}.",
             retry,
         )
     job_id = await scope.fetchval(_INSERT, ctx.user_id, ctx.user_email, clock.now())
-    await audit.record(ctx, "export.requested", target=("export", job_id, ""), after={"files": [e.filename for e in exporters()]})
+    await audit.record(ctx, Action.EXPORT_REQUESTED, target=("export", job_id, ""), after={"files": [e.filename for e in exporters()]})
     return job_id
 
 
@@ -142,8 +110,8 @@ async def exports_page(ctx: OrgContext) -> dict:
         "jobs": jobs,
         "rate": rate,
         "remaining": remaining,
-        "next_in": human_wait(retry) if retry else None,
-        "ttl_label": human_duration(get_settings().export_ttl),
+        "next_in": humanize.wait(retry) if retry else None,
+        "ttl_label": humanize.duration(get_settings().export_ttl),
         "files": [e.filename for e in exporters()],
     }
 
@@ -161,7 +129,7 @@ async def open_download(ctx: OrgContext, export_id: str) -> dict:
     if not job["downloadable"]:
         raise NotFound("This export is not available for download. It may still be in progress, have failed, or have expired.")
     await audit.record(
-        ctx, "export.downloaded", target=("export", job["id"], job["filename"]),
+        ctx, Action.EXPORT_DOWNLOADED, target=("export", job["id"], job["filename"]),
         after={"size_bytes": job["size_bytes"], "sha256": job["sha256"]},
     )
     return job

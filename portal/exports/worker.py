@@ -36,11 +36,13 @@ from piccolo.engine.postgres import PostgresTransaction
 
 from portal import clock
 from portal.audit import service as audit
+from portal.audit.actions import Action
 from portal.config import get_settings
 from portal.db import engine as db
 from portal.exports.archive import CHUNK_SIZE, ArchiveBuilder
 from portal.exports.exporters import exporters
-from portal.exports.format import FORMAT_NAME, FORMAT_VERSION, iso
+from portal.exports.format import FORMAT_NAME, FORMAT_VERSION
+from portal.records import iso
 from portal.tenancy import scope as tenancy
 from portal.tenancy.scope import TenantScope
 
@@ -248,7 +250,7 @@ class _Run:
                 await scope.execute(_INSERT_CHUNK, claim.job_id, self.seq, tail)
             await scope.execute(_DONE, claim.job_id, records, size, sha256, filename, finished, expires)
             await audit.record_as(
-                scope, actor_id=None, actor_email=None, ip="", action="export.completed",
+                scope, actor_id=None, actor_email=None, ip="", action=Action.EXPORT_COMPLETED,
                 target=("export", claim.job_id, filename),
                 after={"records": records, "size_bytes": size, "sha256": sha256, "expires_at": iso(expires),
                        "requested_by": claim.requested_by_email},
@@ -265,7 +267,7 @@ class _Run:
                 return
             await scope.execute(_DELETE_CHUNKS, claim.job_id)
             await audit.record_as(
-                scope, actor_id=None, actor_email=None, ip="", action="export.failed",
+                scope, actor_id=None, actor_email=None, ip="", action=Action.EXPORT_FAILED,
                 target=("export", claim.job_id, ""), after={"error": message},
             )
 
@@ -347,7 +349,7 @@ class ExportWorker:
                 message = ABANDONED_MESSAGE.format(n=row["attempts"])
                 await scope.execute(_ABANDON, job_id, message, now)
                 await audit.record_as(
-                    scope, actor_id=None, actor_email=None, ip="", action="export.failed",
+                    scope, actor_id=None, actor_email=None, ip="", action=Action.EXPORT_FAILED,
                     target=("export", job_id, ""), after={"error": message},
                 )
                 log.warning("export %s abandoned after %d attempts", job_id, row["attempts"])

@@ -1,4 +1,5 @@
-"""What the resource services share: ids from URLs, paging, text and JSON validation, audit diffs.
+"""What the resource services share: the page-number pager, text and JSON validation, audit diffs.
+(Ids, search text and cursors from a request are read by ``portal.params``.)
 
 No Litestar here: services raise domain errors and return plain data.
 """
@@ -11,48 +12,18 @@ import re
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, AsyncIterator
-from uuid import UUID
-
 import asyncpg
 
 from portal.db import engine as db
-from portal.errors import Invalid, NotFound
+from portal.errors import Invalid
 
 PAGE_SIZE = 25
-MAX_PAGE = 10_000
-MAX_QUERY = 200
 NAME_MAX = 100
 DESCRIPTION_MAX = 2000
 FORM_ERROR = "Please correct the highlighted fields."
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _CONTROL_SINGLE_LINE = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def parse_id(raw: str) -> UUID:
-    """An id from a URL or form. Anything that is not a UUID is simply not found (never a 400)."""
-    try:
-        if len(raw) > 64:
-            raise ValueError
-        return UUID(raw)
-    except (ValueError, TypeError, AttributeError):
-        raise NotFound() from None
-
-
-def page_number(raw: str | None) -> int:
-    try:
-        return min(max(int(raw or 1), 1), MAX_PAGE)
-    except ValueError:
-        return 1
-
-
-def search_text(raw: str | None) -> str:
-    return _CONTROL_SINGLE_LINE.sub("", (raw or "").strip())[:MAX_QUERY]
-
-
-def like_pattern(q: str) -> str:
-    """``q`` as a literal substring pattern for ILIKE (its own % and _ match themselves)."""
-    return "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,8 @@ import msgspec
 import msgspec.inspect as mi
 from msgspec import Meta
 
+from portal.audit.redact import looks_like_credential
+
 TEXT_MAX = 200
 URL_MAX = 2_000
 LIST_MAX = 100
@@ -35,20 +37,6 @@ class Email(str):
 
 
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s.]+(\.[^@\s.]+)+$")
-
-# Names that say "credential". Only a hint on a key already refused: the allow-list is the rule.
-_CREDENTIAL_WORDS = (
-    "password", "passwd", "passphrase", "secret", "token", "apikey", "privatekey", "credential",
-    "authorization", "bearer", "signingkey", "sessionkey", "cookie", "signature",
-)
-_CREDENTIAL_NAMES = {"pwd", "pass", "auth", "key", "sig"}
-_NORMALIZE = re.compile(r"[^a-z0-9]")
-
-
-def looks_like_credential(name: str) -> bool:
-    normal = _NORMALIZE.sub("", name.lower())
-    return normal in _CREDENTIAL_NAMES or any(word in normal for word in _CREDENTIAL_WORDS)
-
 
 def _url(value: Any) -> Url:
     if not isinstance(value, str):
@@ -237,7 +225,6 @@ KINDS: dict[str, Kind] = {
 }
 
 SECRET_HINT = "Credentials go only in the secret field, which is stored encrypted; every member can read the configuration."
-HIDDEN = "(hidden: looks like a credential)"
 _SHOWN_MAX = 60  # characters of a refused key quoted back
 _SHOWN_KEYS = 5
 
@@ -262,24 +249,6 @@ def credential_path(value: Any, path: str = "") -> str | None:
             if found := credential_path(item, f"{path}[{i}]"):
                 return found
     return None
-
-
-def without_credentials(value: Any) -> Any:
-    """``value`` with what credential-looking keys hold blanked out: for showing a config saved
-    before the allow-list, which may still hold one."""
-    if isinstance(value, dict):
-        return {k: HIDDEN if looks_like_credential(k) else without_credentials(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [without_credentials(v) for v in value]
-    return value
-
-
-def in_audit_event(action: str, value: Any) -> Any:
-    """An audit event's before/after as read back: connection events recorded before the per-kind
-    allow-list may hold a credential in their config, which no reader should see again."""
-    if value is not None and action.startswith("connection."):
-        return without_credentials(value)
-    return value
 
 
 def credential_problem(config: dict[str, Any]) -> str | None:

@@ -9,20 +9,23 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any
+from typing import Any, Mapping
 from uuid import UUID
 
 import asyncpg
 
 from portal.audit import service as audit
-from portal.errors import NotFound
-from portal.resources import common, crypto
+from portal.audit.actions import Action
+from portal.audit.redact import without_credentials
+from portal.errors import Invalid
+from portal.params import like_pattern
+from portal import records
+from portal.resources import common, crypto, layer
 from portal.resources.common import FormErrors, JSONProblem
 from portal.resources.connections import kinds
 from portal.resources.connections.kinds import KINDS
 from portal.tenancy.context import OrgContext
 
-TAKEN = "Another connection in this organization already has this name."
 CONFIG_MAX_CHARS = 4_000
 CONFIG_MAX_DEPTH = 6
 SECRET_MAX = 4_096
@@ -46,56 +49,25 @@ def stored_config_problem(row: Any) -> str | None:
     return config_problem(row["kind"], config) if isinstance(config, dict) else None
 
 
-def shown_config(row: Any) -> Any:
+def shown_config(stored: Any) -> Any:
     """The config as pages show it to every member: a credential left in an old config is hidden."""
-    return kinds.without_credentials(common.load_json(row["config"]))
+    return without_credentials(common.load_json(stored))
 
 
-def _public(row: Any) -> dict[str, Any]:
-    """The connection as audit events record it: never a credential left in an old config."""
-    return {"name": row["name"], "kind": row["kind"], "config": shown_config(row)}
+def _kind(form: Mapping[str, str], errors: FormErrors) -> str:
+    value = str(form.get("kind", "")).strip()
+    if value not in KINDS:
+        errors["kind"] = "Choose one of the listed kinds." if value else "Choose what this connection connects to."
+    return value
 
 
-_ONE = """SELECT c.id, c.name, c.kind, c.config, c.secret_set_at, c.created_at, c.updated_at
-          FROM connection c WHERE c.org_id = {org} AND c.id = $1"""
+def _config(form: Mapping[str, str], errors: FormErrors) -> str:
+    """The JSON as typed; ``Connections.check`` parses it and checks it against the kind's keys
+    (on an edit, the stored kind)."""
+    return str(form.get("config", "")).strip() or "{}"
 
 
-async def list_connections(ctx: OrgContext, q: str, page: int) -> dict[str, Any]:
-    pattern = common.like_pattern(q) if q else None
-    matching = [k for k, v in KINDS.items() if q and q.lower() in v.label.lower()]
-    total = await ctx.scope.fetchval(
-        """SELECT count(*) FROM connection c WHERE c.org_id = {org}
-           AND ($1::text IS NULL OR c.name ILIKE $1 OR c.kind = ANY($2::text[]))""",
-        pattern,
-        matching,
-    )
-    pager = common.pager(total, page)
-    rows = await ctx.scope.fetch(
-        """SELECT c.id, c.name, c.kind, c.secret_set_at, c.updated_at FROM connection c WHERE c.org_id = {org}
-           AND ($1::text IS NULL OR c.name ILIKE $1 OR c.kind = ANY($2::text[]))
-           ORDER BY lower(c.name) LIMIT $3 OFFSET $4""",
-        pattern,
-        matching,
-        pager.size,
-        pager.offset,
-    )
-    return {"connections": rows, "pager": pager, "q": q}
-
-
-async def get_connection(ctx: OrgContext, connection_id: UUID, *, lock: bool = False) -> asyncpg.Record:
-    row = await ctx.scope.fetchrow(_ONE + (" FOR UPDATE" if lock else ""), connection_id)
-    if row is None:
-        raise NotFound()
-    return row
-
-
-def form_of(row: Any) -> dict[str, str]:
-    """The edit form's values: a credential left in an old config is shown hidden (and refused
-    if sent back), never in the clear — members who may edit are not all who may see secrets."""
-    return {"name": row["name"], "kind": row["kind"], "config": common.pretty_json(shown_config(row))}
-
-
-def _secret(form: dict[str, str], errors: FormErrors, *, required: bool) -> str | None:
+def secret_of(form: Mapping[str, str], errors: FormErrors, *, required: bool) -> str | None:
     # Not stripped: a secret is exactly what was typed (only a trailing newline from pasting goes).
     value = str(form.get("secret", "")).rstrip("\r\n")
     if not value.strip():
@@ -109,62 +81,127 @@ def _secret(form: dict[str, str], errors: FormErrors, *, required: bool) -> str 
     return value
 
 
-def validate(form: dict[str, str], *, kind: str | None = None) -> tuple[dict[str, Any], str | None]:
-    """(values, secret) from the form. ``kind`` is given when editing: it cannot change."""
-    errors = FormErrors()
-    values: dict[str, Any] = {"name": common.name_field(form, errors, noun="connection")}
-    values["kind"] = kind or str(form.get("kind", "")).strip()
-    if values["kind"] not in KINDS:
-        errors["kind"] = "Choose one of the listed kinds." if values["kind"] else "Choose what this connection connects to."
-    raw = str(form.get("config", "")).strip() or "{}"
-    chosen = KINDS.get(values["kind"])
-    example = json.dumps(chosen.example if chosen else {"region": "eu-west-1"}, ensure_ascii=False)
-    try:
-        values["config"] = common.parse_json_object(raw, max_chars=CONFIG_MAX_CHARS, max_depth=CONFIG_MAX_DEPTH, example=example)
-        if problem := config_problem(values["kind"], values["config"]):
-            errors["config"] = problem
-    except JSONProblem as exc:
-        errors["config"] = str(exc)
-    secret = _secret(form, errors, required=False) if kind is None else None
-    errors.raise_if_any()
-    return values, secret
-
-
-async def create_connection(ctx: OrgContext, form: dict[str, str]) -> UUID:
-    values, secret = validate(form)
-    connection_id = uuid.uuid4()  # known before the insert: the ciphertext is bound to it
-    ciphertext = crypto.encrypt(secret, org_id=ctx.org.id, connection_id=connection_id) if secret else None
-    async with common.unique_name(TAKEN):
-        await ctx.scope.execute(
-            """INSERT INTO connection (id, org_id, name, kind, config, secret_ciphertext, secret_set_at, created_by)
-               VALUES ($1, {org}, $2, $3, $4::jsonb, $5, CASE WHEN $5::text IS NULL THEN NULL ELSE now() END, $6)""",
-            connection_id, values["name"], values["kind"], common.to_json(values["config"]), ciphertext, ctx.user_id,
-        )
-    await audit.record(
-        ctx, "connection.created", target=("connection", connection_id, values["name"]),
-        after={**values, "secret_set": ciphertext is not None},
+class Connections(layer.Resource):
+    noun, plural, title, title_plural, alias = "connection", "connections", "Connection", "Connections", "c"
+    intro = (
+        "Connections let agents reach model providers and your own systems. "
+        "Their secrets are stored encrypted and can be replaced, never read back."
     )
-    return connection_id
+    search_hint = "Name or kind"
+    # The secret column is never selected: pages know only whether a secret is set, and since when.
+    columns = "c.id, c.name, c.kind, c.config, c.secret_set_at, c.created_at, c.updated_at"
+    list_columns = "c.id, c.name, c.kind, c.secret_set_at, c.updated_at"
+    fields = (
+        layer.name("connection"),
+        layer.Field("kind", _kind, on_create_only=True),
+        layer.Field("config", _config, cast="::jsonb", to_db=common.to_json, of_row=shown_config),
+    )
+    export = layer.Export(
+        "connections.json",
+        "Connections with their non-secret configuration; secrets are never exported.",
+        layer.export_fields(
+            records.Field("kind", records.STRING),
+            # A credential left in a config saved before the per-kind allow-list is not exported.
+            records.Field("config", records.OBJECT, convert=lambda raw: without_credentials(records.json_value(raw))),
+            # The secret column is never selected: the archive says only whether one is set, and when.
+            records.Field(
+                "secret", records.nullable(records.enum(records.REDACTED)), "t.secret_set_at IS NOT NULL",
+                convert=lambda is_set: records.REDACTED if is_set else None,
+            ),
+            records.iso_field("secret_set_at", records.nullable(records.TIMESTAMP)),
+        ),
+    )
+    form_autocomplete_off = True
+    form_fragment, form_fragment_target = "config_keys", "config-keys"
+    sections = (("secret", "secret-section"),)
 
+    def match(self, q: str) -> tuple[str, list]:
+        """By name, or by a kind whose label contains ``q``."""
+        matching = [key for key, kind in KINDS.items() if q.lower() in kind.label.lower()]
+        return "(c.name ILIKE $1 OR c.kind = ANY($2::text[]))", [like_pattern(q), matching]
 
-async def update_connection(ctx: OrgContext, connection_id: UUID, form: dict[str, str]) -> bool:
-    current = await get_connection(ctx, connection_id, lock=True)
-    values, _ = validate(form, kind=current["kind"])
-    before, after = common.changes(_public(current), values)
-    if not after:
-        return False
-    async with common.unique_name(TAKEN):
-        await ctx.scope.execute(
-            "UPDATE connection SET name = $2, config = $3::jsonb, updated_at = now() WHERE org_id = {org} AND id = $1",
-            connection_id, values["name"], common.to_json(values["config"]),
+    async def check(self, ctx: OrgContext, values: dict[str, Any], errors: FormErrors, current: Any) -> None:
+        kind = current["kind"] if current is not None else values["kind"]
+        chosen = KINDS.get(kind)
+        example = json.dumps(chosen.example if chosen else {"region": "eu-west-1"}, ensure_ascii=False)
+        try:
+            values["config"] = common.parse_json_object(
+                values["config"], max_chars=CONFIG_MAX_CHARS, max_depth=CONFIG_MAX_DEPTH, example=example
+            )
+        except JSONProblem as exc:
+            errors["config"] = str(exc)
+            return
+        if problem := config_problem(kind, values["config"]):
+            errors["config"] = problem
+
+    def audited_on_delete(self, row: Any) -> dict[str, Any]:
+        return {**self.audited(row), "secret_set": row["secret_set_at"] is not None}
+
+    async def create(self, ctx: OrgContext, form: Mapping[str, str]) -> UUID:
+        errors = FormErrors()
+        try:
+            values = await self.validate(ctx, form)
+        except Invalid as exc:
+            errors.update(exc.field_errors)
+            values = {}
+        secret = secret_of(form, errors, required=False)
+        errors.raise_if_any()
+        connection_id = uuid.uuid4()  # known before the insert: the ciphertext is bound to it
+        ciphertext = crypto.encrypt(secret, org_id=ctx.org.id, connection_id=connection_id) if secret else None
+        extra = {"id": connection_id, "secret_ciphertext": ciphertext, "secret_set_at": layer.SQL("now()") if ciphertext else None}
+        await self.insert(ctx, values, extra=extra)
+        await audit.record(
+            ctx, Action.CONNECTION_CREATED, target=("connection", connection_id, values["name"]),
+            after={**values, "secret_set": ciphertext is not None},
         )
-    await audit.record(ctx, "connection.updated", target=("connection", connection_id, values["name"]), before=before, after=after)
-    return True
+        return connection_id
+
+    def delete_question(self, row: Any) -> str:
+        return f"Delete the connection “{row['name']}” and its secret? This can't be undone."
+
+    def delete_consequence(self, row: Any) -> str:
+        return "Its configuration and its stored secret are destroyed; agents can no longer use it."
+
+    def form_defaults(self, query: Mapping[str, str]) -> dict[str, Any]:
+        kind = query.get("kind")
+        return {"config": "{}", "kind": kind if kind in KINDS else ""}
+
+    def form_of(self, row: Any) -> dict[str, Any]:
+        """A credential left in an old config is shown hidden (and refused if sent back), never in
+        the clear — members who may edit are not all who may see secrets."""
+        return {"name": row["name"], "kind": row["kind"], "config": common.pretty_json(shown_config(row["config"]))}
+
+    def shown_form(self, form: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in form.items() if k != "secret"}
+
+    def resubmitted(self, form: dict[str, Any], row: Any) -> dict[str, Any]:
+        return {**form, "kind": row["kind"]}
+
+    def list_context(self) -> dict[str, Any]:
+        return {"kind_label": kind_label}
+
+    async def form_context(self, ctx: OrgContext, form: dict[str, Any], row: Any) -> dict[str, Any]:
+        kind = row["kind"] if row else form.get("kind")
+        return {
+            "kinds": KINDS,
+            "examples": {k: common.pretty_json(v.example) for k, v in KINDS.items()},
+            "chosen": kind if kind in KINDS else None,
+        }
+
+    async def detail_context(self, ctx: OrgContext, row: Any) -> dict[str, Any]:
+        return {
+            "kind": KINDS.get(row["kind"]),
+            "config_json": common.pretty_json(shown_config(row["config"])),
+            "config_problem": stored_config_problem(row),
+        }
 
 
-async def replace_secret(ctx: OrgContext, connection_id: UUID, form: dict[str, str]) -> asyncpg.Record:
+CONNECTIONS = Connections()
+
+
+async def replace_secret(ctx: OrgContext, connection_id: UUID, form: Mapping[str, str]) -> asyncpg.Record:
     """Replace (or, with ``action=clear``, remove) the secret; return the connection as shown."""
-    current = await get_connection(ctx, connection_id, lock=True)
+    current = await CONNECTIONS.get(ctx.scope, connection_id, lock=True)
     if form.get("action") == "clear":
         if current["secret_set_at"] is None:
             return current
@@ -173,10 +210,10 @@ async def replace_secret(ctx: OrgContext, connection_id: UUID, form: dict[str, s
                WHERE org_id = {org} AND id = $1""",
             connection_id,
         )
-        await audit.record(ctx, "connection.secret_cleared", target=("connection", connection_id, current["name"]))
-        return await get_connection(ctx, connection_id)
+        await audit.record(ctx, Action.CONNECTION_SECRET_CLEARED, target=("connection", connection_id, current["name"]))
+        return await CONNECTIONS.get(ctx.scope, connection_id)
     errors = FormErrors()
-    secret = _secret(form, errors, required=True)
+    secret = secret_of(form, errors, required=True)
     errors.raise_if_any()
     assert secret is not None
     ciphertext = crypto.encrypt(secret, org_id=ctx.org.id, connection_id=connection_id)
@@ -186,17 +223,7 @@ async def replace_secret(ctx: OrgContext, connection_id: UUID, form: dict[str, s
         connection_id, ciphertext,
     )
     await audit.record(
-        ctx, "connection.secret_replaced", target=("connection", connection_id, current["name"]),
+        ctx, Action.CONNECTION_SECRET_REPLACED, target=("connection", connection_id, current["name"]),
         before={"secret_set": current["secret_set_at"] is not None}, after={"secret_set": True},
     )
-    return await get_connection(ctx, connection_id)
-
-
-async def delete_connection(ctx: OrgContext, connection_id: UUID) -> str:
-    current = await get_connection(ctx, connection_id, lock=True)
-    await ctx.scope.execute("DELETE FROM connection WHERE org_id = {org} AND id = $1", connection_id)
-    await audit.record(
-        ctx, "connection.deleted", target=("connection", connection_id, current["name"]),
-        before={**_public(current), "secret_set": current["secret_set_at"] is not None},
-    )
-    return current["name"]
+    return await CONNECTIONS.get(ctx.scope, connection_id)

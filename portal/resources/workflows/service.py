@@ -2,157 +2,103 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 from uuid import UUID
 
-import asyncpg
-
-from portal.audit import service as audit
-from portal.errors import Invalid, NotFound
-from portal.resources import common
+from portal.errors import NotFound
+from portal.params import parse_id
+from portal import records
+from portal.resources import common, layer
+from portal.resources.agents.service import agent_choices
 from portal.resources.common import FormErrors, JSONProblem
 from portal.resources.workflows import definition as definitions
 from portal.tenancy.context import OrgContext
 
-TAKEN = "Another workflow in this organization already has this name."
-
-_ONE = """SELECT w.id, w.name, w.description, w.definition, w.agent_id, w.enabled, w.created_at, w.updated_at,
-                 a.name AS agent_name, a.status AS agent_status,
-                 coalesce(w.definition->'trigger'->>'type', 'manual') AS trigger,
-                 CASE jsonb_typeof(w.definition->'steps') WHEN 'array' THEN jsonb_array_length(w.definition->'steps') ELSE 0 END AS steps
-          FROM workflow w JOIN agent a ON a.org_id = w.org_id AND a.id = w.agent_id
-          WHERE w.org_id = {org} AND w.id = $1"""
+_SHAPE = """coalesce(w.definition->'trigger'->>'type', 'manual') AS trigger,
+            CASE jsonb_typeof(w.definition->'steps') WHEN 'array' THEN jsonb_array_length(w.definition->'steps') ELSE 0 END AS steps"""
 
 
-def _public(row: Any) -> dict[str, Any]:
-    return {
-        "name": row["name"],
-        "description": row["description"],
-        "agent_id": str(row["agent_id"]),
-        "enabled": row["enabled"],
-        "definition": common.load_json(row["definition"]),
-    }
-
-
-async def list_workflows(ctx: OrgContext, q: str, page: int) -> dict[str, Any]:
-    pattern = common.like_pattern(q) if q else None
-    total = await ctx.scope.fetchval(
-        """SELECT count(*) FROM workflow w WHERE w.org_id = {org}
-           AND ($1::text IS NULL OR w.name ILIKE $1 OR w.description ILIKE $1)""",
-        pattern,
-    )
-    pager = common.pager(total, page)
-    rows = await ctx.scope.fetch(
-        """SELECT w.id, w.name, w.description, w.enabled, w.updated_at, w.agent_id,
-                  a.name AS agent_name, a.status AS agent_status,
-                  coalesce(w.definition->'trigger'->>'type', 'manual') AS trigger,
-                  CASE jsonb_typeof(w.definition->'steps') WHEN 'array' THEN jsonb_array_length(w.definition->'steps') ELSE 0 END AS steps
-           FROM workflow w JOIN agent a ON a.org_id = w.org_id AND a.id = w.agent_id
-           WHERE w.org_id = {org}
-           AND ($1::text IS NULL OR w.name ILIKE $1 OR w.description ILIKE $1)
-           ORDER BY lower(w.name) LIMIT $2 OFFSET $3""",
-        pattern,
-        pager.size,
-        pager.offset,
-    )
-    return {"workflows": rows, "pager": pager, "q": q}
-
-
-async def get_workflow(ctx: OrgContext, workflow_id: UUID, *, lock: bool = False) -> asyncpg.Record:
-    row = await ctx.scope.fetchrow(_ONE + (" FOR UPDATE OF w" if lock else ""), workflow_id)
-    if row is None:
-        raise NotFound()
-    return row
-
-
-def form_of(row: Any) -> dict[str, str]:
-    """The edit form's initial values."""
-    return {
-        "name": row["name"],
-        "description": row["description"],
-        "agent_id": str(row["agent_id"]),
-        "enabled": "1" if row["enabled"] else "",
-        "definition": common.pretty_json(row["definition"]),
-    }
-
-
-async def _agent(ctx: OrgContext, raw: str) -> asyncpg.Record:
-    """The chosen agent, locked against deletion until this transaction ends.
-
-    An id that is not one of this org's agents is answered like any other foreign id: 404.
-    """
-    row = await ctx.scope.fetchrow(
-        "SELECT a.id, a.name FROM agent a WHERE a.org_id = {org} AND a.id = $1 FOR KEY SHARE", common.parse_id(raw)
-    )
-    if row is None:
-        raise NotFound()
-    return row
-
-
-async def validate(ctx: OrgContext, form: dict[str, str]) -> dict[str, Any]:
-    errors = FormErrors()
-    values: dict[str, Any] = {
-        "name": common.name_field(form, errors, noun="workflow"),
-        "description": common.description_field(form, errors),
-        "enabled": form.get("enabled", "") in ("1", "on", "true"),
-    }
+def _definition(form: Mapping[str, str], errors: FormErrors) -> Any:
     try:
-        values["definition"] = definitions.validate(str(form.get("definition", "")))
+        return definitions.validate(str(form.get("definition", "")))
     except JSONProblem as exc:
         errors["definition"] = str(exc)
-    raw_agent = str(form.get("agent_id", "")).strip()
-    if not raw_agent:
+        return None
+
+
+def _agent_id(form: Mapping[str, str], errors: FormErrors) -> str | None:
+    raw = str(form.get("agent_id", "")).strip()
+    if not raw:
         errors["agent_id"] = "Choose the agent that runs this workflow."
-    else:
-        values["agent_id"] = str((await _agent(ctx, raw_agent))["id"])
-    errors.raise_if_any()
-    return values
+        return None
+    return str(parse_id(raw))  # not an id at all: 404, like any foreign id
 
 
-async def create_workflow(ctx: OrgContext, form: dict[str, str]) -> UUID:
-    values = await validate(ctx, form)
-    async with common.unique_name(TAKEN):
-        workflow_id = await ctx.scope.fetchval(
-            """INSERT INTO workflow (org_id, name, description, definition, agent_id, enabled, created_by)
-               VALUES ({org}, $1, $2, $3::jsonb, $4, $5, $6) RETURNING id""",
-            values["name"], values["description"], common.to_json(values["definition"]),
-            UUID(values["agent_id"]), values["enabled"], ctx.user_id,
+class Workflows(layer.Resource):
+    noun, plural, title, title_plural, alias = "workflow", "workflows", "Workflow", "Workflows", "w"
+    intro = "A workflow is a sequence of steps one agent carries out, started by hand, on a schedule, by a webhook or by an event."
+    columns = f"""w.id, w.name, w.description, w.definition, w.agent_id, w.enabled, w.created_at, w.updated_at,
+                  a.name AS agent_name, a.status AS agent_status, {_SHAPE}"""
+    list_columns = f"""w.id, w.name, w.description, w.enabled, w.updated_at, w.agent_id,
+                       a.name AS agent_name, a.status AS agent_status, {_SHAPE}"""
+    joins = "JOIN agent a ON a.org_id = {org} AND a.id = w.agent_id"
+    search = ("w.name", "w.description")
+    fields = (
+        layer.name("workflow"),
+        layer.DESCRIPTION,
+        layer.flag("enabled"),
+        layer.Field("definition", _definition, cast="::jsonb", to_db=common.to_json, of_row=common.load_json),
+        layer.Field("agent_id", _agent_id, to_db=UUID, of_row=str),
+    )
+    export = layer.Export(
+        "workflows.json",
+        "Workflows with their JSON definitions (agent ids refer to agents.json).",
+        layer.export_fields(
+            layer.EXPORTED_DESCRIPTION,
+            records.Field("definition", records.OBJECT, convert=records.json_value),
+            records.uid_field("agent_id"),
+            records.Field("enabled", records.BOOLEAN),
+        ),
+    )
+    toggle = layer.Toggle(
+        "enabled",
+        on=layer.State(True, "true", word="enabled", css="active", leave="Disable"),
+        off=layer.State(False, "false", word="disabled", css="paused", leave="Enable"),
+    )
+
+    async def check(self, ctx: OrgContext, values: dict[str, Any], errors: FormErrors, current: Any) -> None:
+        """The chosen agent must be one of this org's, and is locked against deletion until the
+        transaction ends. An id that is not one of this org's agents is answered like any other
+        foreign id: 404."""
+        if values.get("agent_id") is None:
+            return
+        row = await ctx.scope.fetchrow(
+            "SELECT a.id FROM agent a WHERE a.org_id = {org} AND a.id = $1 FOR KEY SHARE", UUID(values["agent_id"])
         )
-    await audit.record(ctx, "workflow.created", target=("workflow", workflow_id, values["name"]), after=values)
-    return workflow_id
+        if row is None:
+            raise NotFound()
+
+    def delete_consequence(self, row: Any) -> str:
+        return "Its definition is removed and it stops running. The audit log keeps a record of it."
+
+    def form_defaults(self, query: Mapping[str, str]) -> dict[str, Any]:
+        return {"enabled": "1", "definition": definitions.EXAMPLE, "agent_id": query.get("agent", "")[:64]}
+
+    def form_of(self, row: Any) -> dict[str, Any]:
+        return {
+            "name": row["name"],
+            "description": row["description"],
+            "agent_id": str(row["agent_id"]),
+            "enabled": "1" if row["enabled"] else "",
+            "definition": common.pretty_json(row["definition"]),
+        }
+
+    async def form_context(self, ctx: OrgContext, form: dict[str, Any], row: Any) -> dict[str, Any]:
+        agents = await agent_choices(ctx.scope, current=row["agent_id"] if row else None)
+        return {"agents": agents, "definition_help": definitions, "form_blocked": not agents}
+
+    async def detail_context(self, ctx: OrgContext, row: Any) -> dict[str, Any]:
+        return {"definition_json": common.pretty_json(row["definition"])}
 
 
-async def _apply(ctx: OrgContext, current: asyncpg.Record, values: dict[str, Any]) -> bool:
-    before, after = common.changes(_public(current), values)
-    if not after:
-        return False
-    async with common.unique_name(TAKEN):
-        await ctx.scope.execute(
-            """UPDATE workflow SET name = $2, description = $3, definition = $4::jsonb, agent_id = $5, enabled = $6,
-                      updated_at = now()
-               WHERE org_id = {org} AND id = $1""",
-            current["id"], values["name"], values["description"], common.to_json(values["definition"]),
-            UUID(values["agent_id"]), values["enabled"],
-        )
-    await audit.record(ctx, "workflow.updated", target=("workflow", current["id"], values["name"]), before=before, after=after)
-    return True
-
-
-async def update_workflow(ctx: OrgContext, workflow_id: UUID, form: dict[str, str]) -> bool:
-    current = await get_workflow(ctx, workflow_id, lock=True)
-    return await _apply(ctx, current, await validate(ctx, form))
-
-
-async def set_enabled(ctx: OrgContext, workflow_id: UUID, raw: str) -> asyncpg.Record:
-    current = await get_workflow(ctx, workflow_id, lock=True)
-    if raw not in ("true", "false"):
-        raise Invalid("Choose enabled or disabled.", field_errors={"enabled": "Choose enabled or disabled."})
-    await _apply(ctx, current, {**_public(current), "enabled": raw == "true"})
-    return await get_workflow(ctx, workflow_id)
-
-
-async def delete_workflow(ctx: OrgContext, workflow_id: UUID) -> str:
-    current = await get_workflow(ctx, workflow_id, lock=True)
-    await ctx.scope.execute("DELETE FROM workflow WHERE org_id = {org} AND id = $1", workflow_id)
-    await audit.record(ctx, "workflow.deleted", target=("workflow", workflow_id, current["name"]), before=_public(current))
-    return current["name"]
+WORKFLOWS = Workflows()
