@@ -12,16 +12,17 @@ from portal.tenancy.context import OrgContext
 from portal.tenancy.permissions import Perm
 from portal.web.forms import read_form
 from portal.web.render import page, redirect
+from portal.web.urls import url_for
 
 TEMPLATE = "billing/billing.html"
 
 
-@get("/billing", opt={"permission": Perm.BILLING})
+@get("/billing", name="billing.page", opt={"permission": Perm.BILLING})
 async def billing_page(request: Request, org: NamedDependency[OrgContext]) -> Response:
     return await page(request, TEMPLATE, plans=service.PLANS, errors={}, **await service.billing_page(org))
 
 
-@post("/billing", opt={"permission": Perm.BILLING}, status_code=303)
+@post("/billing", name="billing.save", opt={"permission": Perm.BILLING}, status_code=303)
 async def billing_save(request: Request, org: NamedDependency[OrgContext]) -> Response:
     form = await read_form(request)
     try:
@@ -32,7 +33,7 @@ async def billing_save(request: Request, org: NamedDependency[OrgContext]) -> Re
             request, TEMPLATE, status=HTTP_422_UNPROCESSABLE_ENTITY, plans=service.PLANS, errors=exc.field_errors,
             settings=data["settings"], form=form,
         )
-    return redirect(request, f"/orgs/{org.org.slug}/billing", "Billing settings saved." if changed else "No changes to save.")
+    return redirect(request, url_for(request, "billing.page"), "Billing settings saved." if changed else "No changes to save.")
 
 
 ORG_ROUTES = [billing_page, billing_save]

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from portal import emails
 from portal.audit import service as audit
+from portal.audit.actions import Action
 from portal.resources.common import FormErrors
 from portal.tenancy.context import OrgContext
 
@@ -26,7 +28,6 @@ PLANS: dict[str, Plan] = {
 }
 SEATS_MAX = 100_000
 SPEND_CAP_MAX_CENTS = 100_000_000_00  # $100M: beyond any real monthly cap, far inside bigint
-EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _MONEY_RE = re.compile(r"^\d+(\.\d{1,2})?$")
 _DEFAULTS = {"plan": "free", "billing_email": None, "seat_limit": 25, "spend_cap_cents": None}
 
@@ -73,9 +74,12 @@ def validate(form: dict[str, str], members: int) -> dict[str, Any]:
     plan = str(form.get("plan", "")).strip()
     if plan not in PLANS:
         errors["plan"] = "Choose Free, Team or Enterprise."
-    email = str(form.get("billing_email", "")).strip().lower()
-    if email and (len(email) > 320 or not EMAIL_RE.match(email)):
-        errors["billing_email"] = "Enter an email address like billing@example.com, or leave it empty."
+    email: str | None = None
+    if raw_email := str(form.get("billing_email", "")).strip():
+        try:
+            email = emails.normalize(raw_email)
+        except ValueError:
+            errors["billing_email"] = "Enter an email address like billing@example.com, or leave it empty."
     seats: int | None = None
     raw_seats = str(form.get("seat_limit", "")).strip()
     try:
@@ -97,7 +101,7 @@ def validate(form: dict[str, str], members: int) -> dict[str, Any]:
         except (ValueError, InvalidOperation):
             errors["spend_cap"] = "Enter an amount in US dollars like 2500 or 2500.50, or leave it empty for no cap."
     errors.raise_if_any()
-    return {"plan": plan, "billing_email": email or None, "seat_limit": seats, "spend_cap_cents": cap}
+    return {"plan": plan, "billing_email": email, "seat_limit": seats, "spend_cap_cents": cap}
 
 
 async def update_billing(ctx: OrgContext, form: dict[str, str]) -> bool:
@@ -116,6 +120,6 @@ async def update_billing(ctx: OrgContext, form: dict[str, str]) -> bool:
                seat_limit = EXCLUDED.seat_limit, spend_cap_cents = EXCLUDED.spend_cap_cents, updated_at = now()""",
         values["plan"], values["billing_email"], values["seat_limit"], values["spend_cap_cents"],
     )
-    await audit.record(ctx, "billing.updated", target=("billing_settings", ctx.org.id, ctx.org.name), before=before, after=after)
+    await audit.record(ctx, Action.BILLING_UPDATED, target=("billing_settings", ctx.org.id, ctx.org.name), before=before, after=after)
     return True
 

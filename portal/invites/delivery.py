@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import logging
 
-from portal import clock, mail
+from portal import clock, humanize, mail
 from portal.db import engine as db
-from portal.invites.service import PENDING, Outgoing, hash_token, invite_link, valid_for
+from portal.invites.service import PENDING, Outgoing, hash_token, invite_link
 from portal.mail import background
 from portal.tenancy import scope as tenancy
 from portal.tenancy.permissions import ROLE_LABELS, Role
@@ -55,7 +55,7 @@ def compose(row, token: str) -> mail.Mail:
         "role_label": role_label,
         "link": invite_link(token),
         "expires_at": row["expires_at"],
-        "valid_for": valid_for(row["expires_at"]),
+        "valid_for": humanize.remaining((row["expires_at"] - clock.now()).total_seconds()),
     }
     text, html = mail.render_mail("invite", **context)
     return mail.Mail(

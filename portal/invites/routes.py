@@ -1,39 +1,38 @@
-"""Invite pages: the owner's list under ``/orgs/{slug}/invites``, the invitee's landing and accept."""
+"""Invite pages: the owner's list inside the org (``invites.list``), the invitee's landing and accept."""
 
 from __future__ import annotations
 
 from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath
+from litestar.plugins.htmx import HTMXRequest
 from litestar.status_codes import HTTP_403_FORBIDDEN, HTTP_404_NOT_FOUND, HTTP_422_UNPROCESSABLE_ENTITY
 
 from portal.errors import Invalid, TooManyRequests
 from portal.invites import delivery, service
 from portal.invites.service import DeadInvite, Unverified, WrongAccount
+from portal.params import parse_id
 from portal.tenancy.context import OrgContext, client_ip
 from portal.tenancy.permissions import ROLE_LABELS, Perm, Role
 from portal.web.errors import error_response
 from portal.web.forms import field, read_form
-from portal.web.render import is_htmx, page, redirect
+from portal.web.render import page, redirect
+from portal.web.urls import url_for
 
 # The invite link carries a secret: no Referer leaves the page, and nothing keeps a copy of it.
 PRIVATE_LINK_HEADERS = {"Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
 LIST = "invites/list.html"
 
 
-def _list_url(org: OrgContext) -> str:
-    return f"/orgs/{org.org.slug}/invites"
-
-
 # -- the owner's side ----------------------------------------------------------------------------
 
-@get("/invites", opt={"permission": Perm.MANAGE_MEMBERS})
+@get("/invites", name="invites.list", opt={"permission": Perm.MANAGE_MEMBERS})
 async def invite_list(request: Request, org: NamedDependency[OrgContext]) -> Response:
     # Rows still being emailed show "Sending…" and poll themselves: a page never waits for SMTP.
     return await page(request, LIST, **await service.list_invites(org), form={"role": Role.MEMBER.value}, errors={})
 
 
-@post("/invites", opt={"permission": Perm.MANAGE_MEMBERS}, status_code=303)
+@post("/invites", name="invites.create", opt={"permission": Perm.MANAGE_MEMBERS}, status_code=303)
 async def invite_create(request: Request, org: NamedDependency[OrgContext]) -> Response:
     form = await read_form(request)
     try:
@@ -50,38 +49,36 @@ async def invite_create(request: Request, org: NamedDependency[OrgContext]) -> R
             form_error=None if exc.field_errors else exc.message,
         )
     delivery.schedule(outgoing)  # waits for this request's commit, then emails the link
-    return redirect(request, _list_url(org), f"Invite created for {outgoing.email}. The link is being emailed now.")
+    return redirect(request, url_for(request, "invites.list"), f"Invite created for {outgoing.email}. The link is being emailed now.")
 
 
-@get("/invites/{invite_id:str}", opt={"permission": Perm.MANAGE_MEMBERS})
-async def invite_row(request: Request, org: NamedDependency[OrgContext], invite_id: FromPath[str]) -> Response:
+@get("/invites/{invite_id:str}", name="invites.row", opt={"permission": Perm.MANAGE_MEMBERS})
+async def invite_row(request: HTMXRequest, org: NamedDependency[OrgContext], invite_id: FromPath[str]) -> Response:
     """One list row, polled by htmx while its email is being sent."""
-    parsed = service.parse_id(invite_id)
-    if not is_htmx(request):
-        await service.one_invite(org, parsed)  # an id of another org: the same 404 as any unknown id
-        return redirect(request, _list_url(org))
-    invite = await service.one_invite(org, parsed)
+    invite = await service.one_invite(org, parse_id(invite_id))  # another org's id: the same 404 as any unknown id
+    if not request.htmx:
+        return redirect(request, url_for(request, "invites.list"))
     return await page(request, LIST, block="row" if invite else "gone", invite=invite)
 
 
-@post("/invites/{invite_id:str}/resend", opt={"permission": Perm.MANAGE_MEMBERS}, status_code=303)
-async def invite_resend(request: Request, org: NamedDependency[OrgContext], invite_id: FromPath[str]) -> Response:
-    outgoing = await service.resend_invite(org, invite_id)
+@post("/invites/{invite_id:str}/resend", name="invites.resend", opt={"permission": Perm.MANAGE_MEMBERS}, status_code=303)
+async def invite_resend(request: HTMXRequest, org: NamedDependency[OrgContext], invite_id: FromPath[str]) -> Response:
+    outgoing = await service.resend_invite(org, parse_id(invite_id))
     delivery.schedule(outgoing)
     message = f"A new link is being emailed to {outgoing.email}. The previous link no longer works."
-    if is_htmx(request):
+    if request.htmx:
         invite = await service.one_invite(org, outgoing.invite_id)
         return await page(request, LIST, block="row", invite=invite, message=message)
-    return redirect(request, _list_url(org), message)
+    return redirect(request, url_for(request, "invites.list"), message)
 
 
-@post("/invites/{invite_id:str}/revoke", opt={"permission": Perm.MANAGE_MEMBERS}, status_code=303)
-async def invite_revoke(request: Request, org: NamedDependency[OrgContext], invite_id: FromPath[str]) -> Response:
-    email = await service.revoke_invite(org, invite_id)
+@post("/invites/{invite_id:str}/revoke", name="invites.revoke", opt={"permission": Perm.MANAGE_MEMBERS}, status_code=303)
+async def invite_revoke(request: HTMXRequest, org: NamedDependency[OrgContext], invite_id: FromPath[str]) -> Response:
+    email = await service.revoke_invite(org, parse_id(invite_id))
     message = f"The invite for {email} was revoked. Its link no longer works."
-    if is_htmx(request):
+    if request.htmx:
         return await page(request, LIST, block="gone", message=message)
-    return redirect(request, _list_url(org), message)
+    return redirect(request, url_for(request, "invites.list"), message)
 
 
 # -- the invitee's side --------------------------------------------------------------------------
@@ -104,12 +101,12 @@ async def _landing_page(request: Request, token: str, invite: dict, status: int 
         status=status,
         invite=invite,
         token=token,
-        here=f"/invites/{token}",
+        here=url_for(request, "invites.landing", token=token),
         headers=PRIVATE_LINK_HEADERS,
     )
 
 
-@get("/invites/{token:str}")
+@get("/invites/{token:str}", name="invites.landing")
 async def invite_landing(request: Request, token: FromPath[str]) -> Response:
     """Public. Shows the invite and an Accept button; never changes anything (mail scanners open links)."""
     user = request.scope.get("user")
@@ -123,7 +120,7 @@ async def invite_landing(request: Request, token: FromPath[str]) -> Response:
     return await _landing_page(request, token, invite)
 
 
-@post("/invites/{token:str}/accept", status_code=303)
+@post("/invites/{token:str}/accept", name="invites.accept", status_code=303)
 async def invite_accept(request: Request, token: FromPath[str]) -> Response:
     user = request.scope["user"]
     try:
@@ -141,7 +138,7 @@ async def invite_accept(request: Request, token: FromPath[str]) -> Response:
         message = f"You're already a member of {accepted.org_name}."
     else:
         message = f"Welcome to {accepted.org_name}! You joined as {ROLE_LABELS[Role(accepted.role)]}."
-    response = redirect(request, f"/orgs/{accepted.org_slug}", message)
+    response = redirect(request, url_for(request, "orgs.dashboard", slug=accepted.org_slug), message)
     response.headers.update(PRIVATE_LINK_HEADERS)
     return response
 

@@ -17,9 +17,9 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from portal import clock
-from portal.accounts.service import normalize_email, validate_email
+from portal import clock, emails, humanize
 from portal.audit import service as audit
+from portal.audit.actions import Action
 from portal.config import get_settings
 from portal.db import engine as db
 from portal.errors import Conflict, Forbidden, Invalid, NotFound, TooManyRequests
@@ -101,23 +101,6 @@ def invite_link(token: str) -> str:
     return f"{get_settings().base_url}/invites/{token}"
 
 
-def valid_for(until: datetime, now: datetime | None = None) -> str:
-    """ "7 days", "23 hours", "5 minutes": how long a link remains valid, for people."""
-    seconds = max(0.0, (until - (now or clock.now())).total_seconds())
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= size:
-            n = math.floor(seconds / size + 0.02)  # 6 d 23 h 59 m 59 s still reads "7 days"
-            return f"{n} {unit}{'s' if n != 1 else ''}"
-    return "less than a minute"
-
-
-def parse_id(raw: str) -> UUID:
-    try:
-        return UUID(raw)
-    except (ValueError, TypeError, AttributeError):
-        raise NotFound() from None
-
-
 # -- the owner's side (inside the org request transaction) ---------------------------------------
 
 async def _lock_org(ctx: OrgContext) -> None:
@@ -187,10 +170,12 @@ async def _insert(ctx: OrgContext, email: str, role: str, now: datetime) -> tupl
 
 
 async def create_invite(ctx: OrgContext, raw_email: str, raw_role: str) -> Outgoing:
-    email = normalize_email(raw_email)
+    email = emails.canonical(raw_email)
     errors = {}
-    if message := validate_email(email):
-        errors["email"] = message
+    try:
+        emails.normalize(email)
+    except ValueError as exc:
+        errors["email"] = str(exc)
     if raw_role == Role.OWNER:
         errors["role"] = "Ownership can't be given by invite. Invite them, then transfer ownership in Settings."
     elif raw_role not in _ROLES:
@@ -223,7 +208,7 @@ async def create_invite(ctx: OrgContext, raw_email: str, raw_role: str) -> Outgo
         await ctx.scope.execute("UPDATE invite SET replaced_by = $2 WHERE org_id = {org} AND id = $1", pending["id"], invite_id)
     await audit.record(
         ctx,
-        "invite.created",
+        Action.INVITE_CREATED,
         target=("invite", invite_id, email),
         before={"expired_invite_id": str(pending["id"])} if pending else None,
         after={"email": email, "role": raw_role, "expires_at": expires_at.isoformat()},
@@ -245,9 +230,8 @@ async def _pending_row(ctx: OrgContext, invite_id: UUID, *, lock: bool = False):
     return row
 
 
-async def resend_invite(ctx: OrgContext, raw_id: str) -> Outgoing:
+async def resend_invite(ctx: OrgContext, invite_id: UUID) -> Outgoing:
     """A new token for the same address and role; the old link dies with the old row."""
-    invite_id = parse_id(raw_id)
     now = clock.now()
     await _lock_org(ctx)
     old = await _pending_row(ctx, invite_id, lock=True)
@@ -259,7 +243,7 @@ async def resend_invite(ctx: OrgContext, raw_id: str) -> Outgoing:
     await ctx.scope.execute("UPDATE invite SET replaced_by = $2 WHERE org_id = {org} AND id = $1", invite_id, new_id)
     await audit.record(
         ctx,
-        "invite.resent",
+        Action.INVITE_RESENT,
         target=("invite", new_id, old["email"]),
         before={"invite_id": str(invite_id), "expires_at": old["expires_at"].isoformat()},
         after={"invite_id": str(new_id), "role": old["role"], "expires_at": expires_at.isoformat()},
@@ -267,14 +251,13 @@ async def resend_invite(ctx: OrgContext, raw_id: str) -> Outgoing:
     return Outgoing(ctx.org.id, new_id, old["email"], token)
 
 
-async def revoke_invite(ctx: OrgContext, raw_id: str) -> str:
-    invite_id = parse_id(raw_id)
+async def revoke_invite(ctx: OrgContext, invite_id: UUID) -> str:
     row = await _pending_row(ctx, invite_id, lock=True)
     await ctx.scope.execute(
         "UPDATE invite SET revoked_at = $2, revoked_by = $3 WHERE org_id = {org} AND id = $1", invite_id, clock.now(), ctx.user_id
     )
     await audit.record(
-        ctx, "invite.revoked", target=("invite", invite_id, row["email"]), before={"email": row["email"], "role": row["role"]}
+        ctx, Action.INVITE_REVOKED, target=("invite", invite_id, row["email"]), before={"email": row["email"], "role": row["role"]}
     )
     return row["email"]
 
@@ -310,7 +293,7 @@ async def list_invites(ctx: OrgContext) -> dict[str, Any]:
         "invites": invites,
         "seats": await seat_usage(ctx, now),
         "any_failed": any(i["status"] == "failed" for i in invites),
-        "ttl_text": valid_for(now + get_settings().invite_ttl, now),
+        "ttl_text": humanize.duration(get_settings().invite_ttl),
     }
 
 
@@ -347,7 +330,7 @@ async def _find(conn: Any, token: str, now: datetime) -> dict[str, Any]:
         raise DeadInvite()
     invite = dict(row)
     invite["token_hash"] = token_hash
-    invite["valid_for"] = valid_for(invite["expires_at"], now)
+    invite["valid_for"] = humanize.remaining((invite["expires_at"] - now).total_seconds())
     return invite
 
 
@@ -378,7 +361,7 @@ async def accept(token: str, *, user_id: UUID, user_email: str, ip: str) -> Acce
     now = clock.now()
     async with db.transaction(user_id=user_id) as conn:
         invite = await _find(conn, token, now)
-        if invite["email"] != normalize_email(user_email):
+        if invite["email"] != emails.canonical(user_email):
             raise WrongAccount(invite)
         if not await conn.fetchval(_VERIFIED, user_id):
             raise Unverified(invite)  # before anything is written; the transaction rolls back
@@ -404,12 +387,12 @@ async def accept(token: str, *, user_id: UUID, user_email: str, ip: str) -> Acce
             taken["role"],
         )
         await audit.record_as(
-            scope, actor_id=user_id, actor_email=user_email, ip=ip, action="invite.accepted",
+            scope, actor_id=user_id, actor_email=user_email, ip=ip, action=Action.INVITE_ACCEPTED,
             target=("invite", taken["id"], taken["email"]), after={"role": taken["role"]},
         )
         if joined is not None:
             await audit.record_as(
-                scope, actor_id=user_id, actor_email=user_email, ip=ip, action="member.joined",
+                scope, actor_id=user_id, actor_email=user_email, ip=ip, action=Action.MEMBER_JOINED,
                 target=("membership", user_id, taken["email"]), after={"role": taken["role"], "invite_id": str(taken["id"])},
             )
     return Accepted(invite["org_slug"], invite["org_name"], taken["role"], already_member=joined is None)
@@ -433,6 +416,6 @@ async def demo_invite(scope: tenancy.TenantScope, owner_id: UUID, owner_email: s
         "demo data: no email was sent",
     )
     await audit.record_as(
-        scope, actor_id=owner_id, actor_email=owner_email, ip="127.0.0.1", action="invite.created",
+        scope, actor_id=owner_id, actor_email=owner_email, ip="127.0.0.1", action=Action.INVITE_CREATED,
         target=("invite", invite_id, email), after={"email": email, "role": "member"},
     )

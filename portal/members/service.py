@@ -30,8 +30,7 @@ from __future__ import annotations
 
 import functools
 import logging
-import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any, Awaitable, Callable
 from uuid import UUID
 
@@ -39,15 +38,16 @@ import asyncpg
 
 from portal.accounts import service as accounts
 from portal.audit import service as audit
+from portal.audit.actions import Action
 from portal.db import engine as db
 from portal.errors import Conflict, Forbidden, Invalid, NotFound
+from portal.params import decode_cursor, encode_cursor, like_pattern, search_text
 from portal.tenancy.context import OrgContext
 from portal.tenancy.permissions import ASSIGNABLE_ROLES, MATRIX, ROLE_LABELS, Perm, Role
 
 log = logging.getLogger("portal.members")
 
 PAGE_SIZE = 50
-MAX_QUERY = 100
 TRANSFER_CANDIDATES = 50
 REAUTH_MAX_FAILURES = accounts.MAX_FAILURES_PER_PAIR
 
@@ -92,50 +92,6 @@ def _race_safe(fn):
             raise ConcurrentChange() from None
 
     return wrapper
-
-
-# -- parsing -----------------------------------------------------------------------------------
-def parse_member_id(raw: str | None, message: str | None = None) -> UUID:
-    """A membership id from a URL or form: anything that is not a UUID is simply not found."""
-    try:
-        if raw is None or len(raw) > 64:
-            raise ValueError
-        return UUID(raw.strip())
-    except (ValueError, TypeError, AttributeError):
-        raise (NotFound(message) if message else NotFound()) from None
-
-
-def clean_query(raw: str | None) -> str:
-    """A search string: no control characters (PostgreSQL refuses NUL), trimmed, bounded."""
-    if not raw:
-        return ""
-    text = re.sub(r"[\x00-\x1f\x7f]", " ", str(raw))
-    return " ".join(text.split())[:MAX_QUERY]
-
-
-def _like_pattern(q: str) -> str:
-    escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_CURSOR_RE = re.compile(r"^(-?\d{1,20})\.([0-9a-f]{32})$")
-
-
-def encode_cursor(joined_at: datetime, member_id: UUID) -> str:
-    micros = (joined_at - _EPOCH) // timedelta(microseconds=1)
-    return f"{micros}.{member_id.hex}"
-
-
-def decode_cursor(raw: str | None) -> tuple[datetime, UUID] | None:
-    """``None`` for a missing or malformed cursor (the list then starts at the beginning)."""
-    match = _CURSOR_RE.match(raw or "")
-    if not match:
-        return None
-    try:
-        return _EPOCH + timedelta(microseconds=int(match.group(1))), UUID(match.group(2))
-    except (OverflowError, ValueError):
-        return None
 
 
 def grantable(actor_role: Role, role: Role) -> bool:
@@ -203,13 +159,13 @@ async def list_members(
     ctx: OrgContext, *, q: str = "", after: str | None = None, before: str | None = None, page_size: int = PAGE_SIZE
 ) -> dict:
     """One page of members in joined order, optionally filtered by part of a name or email."""
-    q = clean_query(q)
-    forward = decode_cursor(after)
-    backward = None if forward else decode_cursor(before)
+    q = search_text(q)
+    forward = decode_cursor(after, datetime, UUID)
+    backward = None if forward else decode_cursor(before, datetime, UUID)
     cursor = forward or backward
     args: list[Any] = [page_size + 1]
     if q:
-        args.append(_like_pattern(q.lower()))
+        args.append(like_pattern(q.lower()))
     column = "m.joined_at" if q else "m.created_at"
     condition = "true"
     if cursor:
@@ -252,26 +208,27 @@ async def get_member(ctx: OrgContext, member_id: UUID) -> dict | None:
     return dict(row) if row else None
 
 
-async def removal_preview(ctx: OrgContext, raw_id: str) -> dict:
+async def removal_preview(ctx: OrgContext, member_id: UUID) -> dict:
     """The member a removal would affect, with the same refusals as the removal itself."""
     _require(ctx, Perm.MANAGE_MEMBERS)
-    member = await get_member(ctx, parse_member_id(raw_id))
+    member = await get_member(ctx, member_id)
     if member is None:
         raise NotFound()
     _check_target(ctx, member, "remove")
     return member
 
 
-async def transfer_candidates(ctx: OrgContext, q: str = "", selected: str | None = None) -> dict:
-    """Members who could become the owner, alphabetically; at most ``TRANSFER_CANDIDATES``."""
-    q = clean_query(q)
+async def transfer_candidates(ctx: OrgContext, q: str = "", selected: UUID | None = None) -> dict:
+    """Members who could become the owner, alphabetically; at most ``TRANSFER_CANDIDATES``; the
+    ``selected`` member first if the search left them out."""
+    q = search_text(q)
     args: list[Any] = []
     sql = (
         "SELECT m.id, m.role, u.name, u.email FROM membership m JOIN app_user u ON u.id = m.user_id "
         "WHERE m.org_id = {org} AND m.role <> 'owner'"
     )
     if q:
-        args.append(_like_pattern(q.lower()))
+        args.append(like_pattern(q.lower()))
         sql += " AND (u.email LIKE $1 OR lower(u.name) LIKE $1)"
     args.append(TRANSFER_CANDIDATES + 1)
     sql += f" ORDER BY lower(u.name), u.email, m.id LIMIT ${len(args)}"
@@ -279,18 +236,13 @@ async def transfer_candidates(ctx: OrgContext, q: str = "", selected: str | None
     more = len(rows) > TRANSFER_CANDIDATES
     rows = rows[:TRANSFER_CANDIDATES]
     chosen = None
-    if selected:
-        try:
-            chosen_id = UUID(selected.strip()) if len(selected) <= 64 else None
-        except ValueError:
-            chosen_id = None
-        if chosen_id is not None:
-            chosen = next((r for r in rows if r["id"] == chosen_id), None)
-            if chosen is None:
-                member = await get_member(ctx, chosen_id)
-                if member is not None and member["role"] != Role.OWNER:
-                    chosen = member
-                    rows.insert(0, member)
+    if selected is not None:
+        chosen = next((r for r in rows if r["id"] == selected), None)
+        if chosen is None:
+            member = await get_member(ctx, selected)
+            if member is not None and member["role"] != Role.OWNER:
+                chosen = member
+                rows.insert(0, member)
     return {"candidates": rows, "more": more, "q": q, "selected": chosen["id"] if chosen else None}
 
 
@@ -328,10 +280,9 @@ async def _lock_member(ctx: OrgContext, member_id: UUID, message: str | None = N
 
 
 @_race_safe
-async def change_role(ctx: OrgContext, raw_id: str, raw_role: str) -> tuple[dict, bool]:
+async def change_role(ctx: OrgContext, member_id: UUID, raw_role: str) -> tuple[dict, bool]:
     """Give a non-owner member another non-owner role. Returns (member after, changed?)."""
     _require(ctx, Perm.MANAGE_MEMBERS)
-    member_id = parse_member_id(raw_id)
     role = _parse_role(raw_role)
     if not grantable(ctx.role, role):  # unreachable for the owner; the rule, stated
         raise Forbidden("You can't grant a role with permissions you don't have.")
@@ -343,7 +294,7 @@ async def change_role(ctx: OrgContext, raw_id: str, raw_role: str) -> tuple[dict
     await ctx.scope.execute("UPDATE membership SET role = $1 WHERE org_id = {org} AND id = $2", role.value, member_id)
     await audit.record(
         ctx,
-        "member.role_changed",
+        Action.MEMBER_ROLE_CHANGED,
         target=("membership", member_id, _label(target)),
         before={"role": target["role"]},
         after={"role": role.value},
@@ -351,22 +302,26 @@ async def change_role(ctx: OrgContext, raw_id: str, raw_role: str) -> tuple[dict
     return {**target, "role": role.value}, True
 
 
+async def _delete_membership(ctx: OrgContext, member: dict, action: Action) -> None:
+    """Delete a (locked) membership and record who it was: a removal and a departure alike."""
+    await ctx.scope.execute("DELETE FROM membership WHERE org_id = {org} AND id = $1", member["id"])
+    await audit.record(
+        ctx,
+        action,
+        target=("membership", member["id"], _label(member)),
+        before={"role": member["role"], "user_id": str(member["user_id"]), "email": member["email"]},
+    )
+
+
 @_race_safe
-async def remove_member(ctx: OrgContext, raw_id: str) -> dict:
+async def remove_member(ctx: OrgContext, member_id: UUID) -> dict:
     """Remove a non-owner member. Their team memberships go with the row (ON DELETE CASCADE);
     their sessions lose the org on their next request (the membership is read every time)."""
     _require(ctx, Perm.MANAGE_MEMBERS)
-    member_id = parse_member_id(raw_id)
     target = await _lock_member(ctx, member_id)
     _check_target(ctx, target, "remove")
     await _checkpoint("remove.locked")
-    await ctx.scope.execute("DELETE FROM membership WHERE org_id = {org} AND id = $1", member_id)
-    await audit.record(
-        ctx,
-        "member.removed",
-        target=("membership", member_id, _label(target)),
-        before={"role": target["role"], "user_id": str(target["user_id"]), "email": target["email"]},
-    )
+    await _delete_membership(ctx, target, Action.MEMBER_REMOVED)
     return target
 
 
@@ -380,29 +335,22 @@ async def leave(ctx: OrgContext) -> None:
     if me["role"] == Role.OWNER:  # cannot happen under the share lock; stated anyway
         raise Conflict(OWNER_MUST_TRANSFER)
     await _checkpoint("leave.locked")
-    await ctx.scope.execute("DELETE FROM membership WHERE org_id = {org} AND id = $1", ctx.membership_id)
-    await audit.record(
-        ctx,
-        "member.left",
-        target=("membership", ctx.membership_id, _label(me)),
-        before={"role": me["role"], "user_id": str(me["user_id"]), "email": me["email"]},
-    )
+    await _delete_membership(ctx, me, Action.MEMBER_LEFT)
 
 
 # -- transfer ----------------------------------------------------------------------------------
 @_race_safe
-async def transfer_ownership(ctx: OrgContext, raw_member_id: str, password: str) -> dict:
-    """Make another member the owner; the current owner becomes ``member``. Atomic: both rows
-    change in the request's transaction, or neither."""
+async def transfer_ownership(ctx: OrgContext, member_id: UUID | None, password: str) -> dict:
+    """Make another member the owner (``None``: no one was chosen); the current owner becomes
+    ``member``. Atomic: both rows change in the request's transaction, or neither."""
     _require(ctx, Perm.MANAGE_ORG)
     errors = {}
-    if not raw_member_id:
+    if member_id is None:
         errors["member_id"] = "Choose the member who will become the owner."
     if not password:
         errors["password"] = "Enter your password to confirm."
     if errors:
         raise Invalid("Please correct the highlighted fields.", field_errors=errors)
-    member_id = parse_member_id(raw_member_id, MEMBER_GONE)
     if member_id == ctx.membership_id:
         raise Invalid("Please correct the highlighted fields.", field_errors={"member_id": "You already own this organization. Choose another member."})
     # Verified before this transaction opened (route opt ``reauthenticate``): argon2 is slow,
@@ -424,7 +372,7 @@ async def transfer_ownership(ctx: OrgContext, raw_member_id: str, password: str)
     await ctx.scope.execute("UPDATE membership SET role = 'owner' WHERE org_id = {org} AND id = $1", member_id)
     await audit.record(
         ctx,
-        "org.ownership_transferred",
+        Action.ORG_OWNERSHIP_TRANSFERRED,
         target=("membership", member_id, _label(target)),
         before={"owner": me["email"], "owner_membership_id": str(me["id"]), "new_owner_role": target["role"]},
         after={"owner": target["email"], "owner_membership_id": str(member_id), "previous_owner_role": Role.MEMBER.value},

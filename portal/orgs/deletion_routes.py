@@ -1,4 +1,4 @@
-"""`POST /orgs/{slug}/delete`: the settings page's danger zone."""
+"""Deleting the organization: the settings page's danger zone posts here."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ from portal.tenancy.context import OrgContext
 from portal.tenancy.permissions import Perm
 from portal.web.forms import field, read_form
 from portal.web.render import page, redirect
+from portal.web.urls import url_for
 
 
-@post("/delete", opt={"permission": Perm.MANAGE_ORG, "reauthenticate": True}, status_code=303)
+@post("/delete", name="orgs.delete", opt={"permission": Perm.MANAGE_ORG, "reauthenticate": True}, status_code=303)
 async def org_delete(request: Request, org: NamedDependency[OrgContext]) -> Response:
     form = await read_form(request)
     try:
@@ -28,7 +29,7 @@ async def org_delete(request: Request, org: NamedDependency[OrgContext]) -> Resp
             delete_form={"confirm": field(form, "confirm")},
             delete_errors=exc.field_errors,
         )
-    return redirect(request, "/orgs", f"“{name}” and all of its data were permanently deleted.")
+    return redirect(request, url_for(request, "orgs.list"), f"“{name}” and all of its data were permanently deleted.")
 
 
 ROUTES: list = []

@@ -12,26 +12,27 @@ from portal.tenancy.context import OrgContext, client_ip
 from portal.tenancy.permissions import Perm
 from portal.web.forms import field, read_form
 from portal.web.render import page, redirect
+from portal.web.urls import url_for
 
 
-@get("/")
+@get("/", name="orgs.home")
 async def home(request: Request) -> Response:
     if request.scope.get("user"):
-        return redirect(request, "/orgs")
+        return redirect(request, url_for(request, "orgs.list"))
     return await page(request, "home.html")
 
 
-@route("/healthz", http_method=["GET", "HEAD"], media_type="text/plain")
+@route("/healthz", name="orgs.healthz", http_method=["GET", "HEAD"], media_type="text/plain")
 async def healthz() -> str:
     return "ok"
 
 
-@get("/orgs")
+@get("/orgs", name="orgs.list")
 async def org_list(request: Request) -> Response:
     return await page(request, "orgs/list.html", form={}, errors={})
 
 
-@post("/orgs", status_code=303)
+@post("/orgs", name="orgs.create", status_code=303)
 async def org_create(request: Request) -> Response:
     form = await read_form(request)
     user = request.scope["user"]
@@ -44,27 +45,27 @@ async def org_create(request: Request) -> Response:
         return await page(
             request, "orgs/list.html", status=HTTP_422_UNPROCESSABLE_ENTITY, form=form, errors=exc.field_errors, open_create=True
         )
-    return redirect(request, f"/orgs/{slug}", "Organization created. You are its owner.")
+    return redirect(request, url_for(request, "orgs.dashboard", slug=slug), "Organization created. You are its owner.")
 
 
-@get("", opt={"permission": Perm.VIEW})
+@get("", name="orgs.dashboard", opt={"permission": Perm.VIEW})
 async def dashboard(request: Request, org: NamedDependency[OrgContext]) -> Response:
     return await page(request, "orgs/dashboard.html", **await service.dashboard(org))
 
 
-@get("/settings", opt={"permission": Perm.MANAGE_ORG})
+@get("/settings", name="orgs.settings", opt={"permission": Perm.MANAGE_ORG})
 async def settings_page(request: Request, org: NamedDependency[OrgContext]) -> Response:
     return await page(request, "orgs/settings.html", form={"name": org.org.name}, errors={})
 
 
-@post("/settings", opt={"permission": Perm.MANAGE_ORG}, status_code=303)
+@post("/settings", name="orgs.settings_save", opt={"permission": Perm.MANAGE_ORG}, status_code=303)
 async def settings_save(request: Request, org: NamedDependency[OrgContext]) -> Response:
     form = await read_form(request)
     try:
         await service.rename_org(org, field(form, "name"))
     except Invalid as exc:
         return await page(request, "orgs/settings.html", status=HTTP_422_UNPROCESSABLE_ENTITY, form=form, errors=exc.field_errors)
-    return redirect(request, f"/orgs/{org.org.slug}/settings", "Settings saved.")
+    return redirect(request, url_for(request, "orgs.settings"), "Settings saved.")
 
 
 ROUTES = [home, healthz, org_list, org_create]

@@ -10,12 +10,14 @@ import asyncpg
 
 from portal import ratelimit
 from portal.audit import service as audit
+from portal.audit.actions import Action
 from portal.config import get_settings
 from portal.db import engine as db
 from portal.errors import Invalid
+from portal.invites.service import PENDING
 from portal.tenancy import scope as tenancy
 from portal.tenancy.context import OrgContext
-from portal.tenancy.permissions import Role
+from portal.tenancy.permissions import Perm, Role
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,38}[a-z0-9]$")
 RESERVED_SLUGS = frozenset(
@@ -83,7 +85,7 @@ async def create_org(*, user_id: UUID, user_email: str, name: str, slug: str, ip
             await scope.execute("INSERT INTO membership (org_id, user_id, role) VALUES ({org}, $1, 'owner')", user_id)
             await scope.execute("INSERT INTO billing_settings (org_id) VALUES ({org})")
             await audit.record_as(
-                scope, actor_id=user_id, actor_email=user_email, ip=ip, action="org.created",
+                scope, actor_id=user_id, actor_email=user_email, ip=ip, action=Action.ORG_CREATED,
                 target=("organization", org_id, name), after={"name": name, "slug": slug},
             )
     except asyncpg.UniqueViolationError:
@@ -91,7 +93,8 @@ async def create_org(*, user_id: UUID, user_email: str, name: str, slug: str, ip
     return slug
 
 
-# Figures shown on the dashboard: label, SQL counting one tenant table. Domains add theirs here.
+# Figures shown on the dashboard: key, label, SQL counting one tenant table. Domains add theirs
+# here; the key is also the domain whose list page (route ``<key>.list``) the figure links to.
 # Members: the org row's exact count, kept by triggers (migrations/…30t13…), whatever the org's size.
 DASHBOARD_COUNTS: list[tuple[str, str, str]] = [
     ("members", "Members", "SELECT member_count FROM organization WHERE id = {org}"),
@@ -99,12 +102,7 @@ DASHBOARD_COUNTS: list[tuple[str, str, str]] = [
     ("workflows", "Workflows", "SELECT count(*) FROM workflow WHERE org_id = {org}"),
     ("connections", "Connections", "SELECT count(*) FROM connection WHERE org_id = {org}"),
     ("teams", "Teams", "SELECT count(*) FROM team WHERE org_id = {org}"),
-    (
-        "invites",
-        "Pending invites",
-        "SELECT count(*) FROM invite WHERE org_id = {org} AND accepted_at IS NULL AND revoked_at IS NULL"
-        " AND superseded_at IS NULL AND expires_at > now()",
-    ),
+    ("invites", "Pending invites", f"SELECT count(*) FROM invite WHERE org_id = {{org}} AND {PENDING} AND expires_at > now()"),
 ]
 
 
@@ -112,7 +110,7 @@ async def dashboard(ctx: OrgContext) -> dict:
     selects = ", ".join(f"({sql}) AS {key}" for key, _, sql in DASHBOARD_COUNTS)
     counts = dict(await ctx.scope.fetchrow(f"SELECT {selects}"))
     recent = []
-    if ctx.can("audit.view"):
+    if ctx.can(Perm.AUDIT):
         recent = await ctx.scope.fetch(
             """SELECT action, actor_email, target_label, created_at FROM audit_event
                WHERE org_id = {org} ORDER BY created_at DESC, id DESC LIMIT 8"""
@@ -139,4 +137,4 @@ async def rename_org(ctx: OrgContext, name: str) -> None:
     conn = db.current_connection()
     await conn.execute("SELECT 1 FROM organization WHERE id = $1 FOR NO KEY UPDATE", ctx.org.id)
     await conn.execute("UPDATE organization SET name = $2 WHERE id = $1", ctx.org.id, name)
-    await audit.record(ctx, "org.renamed", target=("organization", ctx.org.id, name), before={"name": ctx.org.name}, after={"name": name})
+    await audit.record(ctx, Action.ORG_RENAMED, target=("organization", ctx.org.id, name), before={"name": ctx.org.name}, after={"name": name})
