@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
@@ -10,16 +9,19 @@ from litestar import Litestar, Router
 from litestar.config.csrf import CSRFConfig
 from litestar.di import Provide
 from litestar.logging import LoggingConfig
+from litestar.plugins.htmx import HTMXRequest
 from litestar.static_files import create_static_files_router
 from litestar.types import ASGIApp
 
 from portal import domains
+from portal.accounts.reauth import ReauthenticateMiddleware
 from portal.config import ROOT, Settings, get_settings
 from portal.db import engine as db
 from portal.tenancy.context import OrgContextMiddleware, provide_org, required_permission
 from portal.web.auth import SessionMiddleware, csrf_cookie_name
 from portal.web.errors import EXCEPTION_HANDLERS
 from portal.web.fairshare import ClientShareMiddleware, FairShareMiddleware
+from portal.web.head import HeadAsGet
 from portal.web.security import add_security_headers
 
 ORG_PREFIX = "/orgs/{slug:str}"
@@ -27,8 +29,7 @@ ORG_PREFIX = "/orgs/{slug:str}"
 
 def collect_routes() -> tuple[list, list]:
     top, org = [], []
-    for name in domains.ROUTE_MODULES:
-        module = importlib.import_module(name)
+    for module in domains.route_modules():
         top += getattr(module, "ROUTES", [])
         org += getattr(module, "ORG_ROUTES", [])
     return top, org
@@ -44,7 +45,7 @@ def create_app(settings: Settings | None = None, *, manage_pool: bool = True, ex
     org_router = Router(
         path=ORG_PREFIX,
         route_handlers=org,
-        middleware=[OrgContextMiddleware],
+        middleware=[ReauthenticateMiddleware, OrgContextMiddleware],
         dependencies={"org": Provide(provide_org, sync_to_thread=False)},
     )
     static = create_static_files_router(path="/static", directories=[ROOT / "static"], include_in_schema=False)
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None, *, manage_pool: bool = True, ex
 
     app = Litestar(
         route_handlers=[*top, org_router, static],
+        request_class=HTMXRequest,  # ``request.htmx``: whether htmx sent it, its target, history restore…
         middleware=[ClientShareMiddleware, SessionMiddleware, FairShareMiddleware],
         csrf_config=CSRFConfig(
             secret=settings.secret_key,
@@ -94,6 +96,7 @@ def create_app(settings: Settings | None = None, *, manage_pool: bool = True, ex
     )
     app.state.settings = settings
     app.state.secure = settings.secure_cookies
+    app.asgi_handler = HeadAsGet(app.asgi_handler)  # before routing: HEAD works wherever GET does
     return app
 
 

@@ -6,7 +6,7 @@ Every variable is documented in README.md ("Configuration"). Nothing here is rea
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -60,7 +60,6 @@ class Settings:
     signup_rate: int
     per_principal_concurrency: int
     per_client_concurrency: int
-    extra: dict = field(default_factory=dict)
 
     @property
     def secure_cookies(self) -> bool:

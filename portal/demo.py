@@ -5,6 +5,7 @@ from __future__ import annotations
 from portal import clock
 from portal.accounts.passwords import hash_password
 from portal.audit import service as audit
+from portal.audit.actions import Action
 from portal.db import engine as db
 from portal.orgs import service as orgs
 from portal.tenancy import scope as tenancy
@@ -63,7 +64,7 @@ async def load_demo() -> bool:
         for user_id, email, role in people:
             await scope.execute("INSERT INTO membership (org_id, user_id, role) VALUES ({org}, $1, $2)", user_id, role)
             await audit.record_as(
-                scope, actor_id=owner_id, actor_email=DEMO_OWNER[0], ip="127.0.0.1", action="member.joined",
+                scope, actor_id=owner_id, actor_email=DEMO_OWNER[0], ip="127.0.0.1", action=Action.MEMBER_JOINED,
                 target=("membership", user_id, email), after={"role": role},
             )
         for extend in DEMO_EXTENSIONS:

@@ -64,21 +64,11 @@ class Cluster:
     port: int
     fast: bool = False  # tests only: no fsync
 
-    @property
-    def datadir(self) -> Path:
-        return self.root / "data"
-
-    @property
-    def sockdir(self) -> Path:
-        return self.root / "run"
-
-    @property
-    def logfile(self) -> Path:
-        return self.root / "postgres.log"
-
-    @property
-    def secrets_file(self) -> Path:
-        return self.root / "secrets.json"
+    def __post_init__(self) -> None:
+        self.datadir = self.root / "data"
+        self.sockdir = self.root / "run"  # the server's Unix socket
+        self.logfile = self.root / "postgres.log"
+        self.secrets_file = self.root / "secrets.json"
 
     # -- process plumbing -------------------------------------------------------------------
     def _run(self, args: list[str], **kw) -> subprocess.CompletedProcess:

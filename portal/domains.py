@@ -2,12 +2,16 @@
 
 Each routes module exports ``ROUTES`` (top-level handlers) and may export ``ORG_ROUTES``
 (handlers mounted under ``/orgs/{slug}``, each declaring ``opt={"permission": Perm.X}``).
-Each ``tables`` module registers its tables with ``portal.db.registry``.
+Each tables module declares its tables with ``portal.db.registry``'s decorators.
+
+Nothing is imported until asked for: ``route_modules()`` (the app) and ``table_modules()`` (the
+table registry, ``portal.db.registry.load_all``) import their modules and return them.
 """
 
 from __future__ import annotations
 
 import importlib
+from types import ModuleType
 
 ROUTE_MODULES = [
     "portal.accounts.routes",
@@ -15,21 +19,24 @@ ROUTE_MODULES = [
     "portal.invites.routes",
     "portal.accounts.reset_routes",
     "portal.members.routes",
-    "portal.resources.agents.routes",
-    "portal.resources.workflows.routes",
-    "portal.resources.connections.routes",
-    "portal.resources.teams.routes",
+    "portal.resources.routes",
     "portal.billing.routes",
     "portal.audit.routes",
     "portal.exports.routes",
     "portal.orgs.deletion_routes",
 ]
 
-TABLE_MODULES: list[str] = [
+TABLE_MODULES = [
+    "portal.db.tables",
     "portal.invites.tables",
     "portal.resources.tables",
     "portal.exports.tables",
 ]
 
-for _name in TABLE_MODULES:
-    importlib.import_module(_name)
+
+def route_modules() -> list[ModuleType]:
+    return [importlib.import_module(name) for name in ROUTE_MODULES]
+
+
+def table_modules() -> list[ModuleType]:
+    return [importlib.import_module(name) for name in TABLE_MODULES]

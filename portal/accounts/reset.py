@@ -9,22 +9,19 @@ session of the user is revoked.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
-
-from portal import clock, mail
-from portal.accounts import sessions
-from portal.accounts.signed import SignedLinks
+from portal import clock, mail, ratelimit
+from portal.accounts import sessions, signed
 from portal.accounts.passwords import hash_password
 from portal.accounts.service import normalize_email, validate_email, validate_password
+from portal.accounts.signed import SignedLinks
 from portal.config import get_settings
 from portal.db import engine as db
-from portal.errors import Invalid, NotFound, TooManyRequests
-from portal import ratelimit
+from portal.errors import Invalid
 from portal.mail import background
 
 log = logging.getLogger("portal.accounts")
@@ -36,7 +33,7 @@ MAILS_PER_ADDRESS = 3  # reset emails per address and hour; more are dropped sil
 LINK_HITS_PER_CLIENT = 30  # reset page views and submissions per client and 10 minutes
 
 
-class DeadLink(NotFound):
+class DeadLink(signed.DeadLink):
     def __init__(self) -> None:
         super().__init__(
             "This password reset link is no longer valid. Links expire after an hour and work only once. "
@@ -72,13 +69,12 @@ def _matches(row: Any, fingerprint: str) -> bool:
     return row is not None and LINKS.matches(row["password_hash"], fingerprint)
 
 
-async def check_client(bucket: str, ip: str, limit: int, window: timedelta) -> None:
-    await ratelimit.hit_client(
-        bucket, ip,
-        limit=limit,
-        window=window,
-        message="Too many password reset attempts from your network. Wait a while and try again.",
-    )
+_TOO_MANY = "Too many password reset attempts from your network. Wait a while and try again."
+
+
+async def check_link_client(ip: str) -> None:
+    """A client's views and submissions of reset links (``LINK_HITS_PER_CLIENT`` per 10 minutes)."""
+    await ratelimit.hit_client("reset-link", ip, limit=LINK_HITS_PER_CLIENT, window=timedelta(minutes=10), message=_TOO_MANY)
 
 
 async def request_reset(raw_email: str, ip: str) -> None:
@@ -86,15 +82,8 @@ async def request_reset(raw_email: str, ip: str) -> None:
     email = normalize_email(raw_email)[:320]
     if message := validate_email(email):
         raise Invalid("Please correct the highlighted fields.", field_errors={"email": message})
-    await check_client("reset-request", ip, REQUESTS_PER_CLIENT, timedelta(hours=1))
-    try:  # against mail bombing one address; counted for unknown addresses too
-        await ratelimit.hit(
-            "reset-mail:" + hashlib.sha256(email.encode()).hexdigest()[:32],
-            limit=MAILS_PER_ADDRESS,
-            window=timedelta(hours=1),
-            message="",
-        )
-    except TooManyRequests:
+    await ratelimit.hit_client("reset-request", ip, limit=REQUESTS_PER_CLIENT, window=timedelta(hours=1), message=_TOO_MANY)
+    if not await mail.address_allows("reset", email, MAILS_PER_ADDRESS):
         log.info("password reset mail not sent: address limit reached")
         return
     async with db.connection() as conn:

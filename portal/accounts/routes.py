@@ -6,28 +6,23 @@ from urllib.parse import urlencode
 
 from litestar import Request, Response, get, post
 from litestar.params import FromPath, FromQuery
-from litestar.status_codes import HTTP_403_FORBIDDEN, HTTP_404_NOT_FOUND, HTTP_422_UNPROCESSABLE_ENTITY
+from litestar.status_codes import HTTP_403_FORBIDDEN, HTTP_422_UNPROCESSABLE_ENTITY
 
 from portal.accounts import service, sessions, verify
-from portal.errors import Invalid, TooManyRequests
-from portal.web.errors import error_response
+from portal.accounts.link_pages import link_page, on_link
+from portal.errors import Invalid
+from portal.tenancy.context import client_ip
 from portal.web.auth import signed_in_csrf_cookie, signed_out_csrf_cookie
 from portal.web.forms import field, read_form
 from portal.web.render import page, redirect, safe_next
-
-
-def _ip(request: Request) -> str:
-    return request.client.host if request.client else ""
-
+from portal.web.urls import url_for
 
 SIGNUP = "accounts/signup.html"
+LOGIN = "accounts/login.html"
 VERIFY = "accounts/verify_email.html"
-# A confirmation link is a secret (and may carry an invite link in ``next``): no Referer leaves
-# its page and nothing keeps a copy.
-PRIVATE_LINK_HEADERS = {"Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
 
 
-@get("/signup")
+@get("/signup", name="account.signup_form")
 async def signup_form(
     request: Request,
     next: FromQuery[str | None] = None,
@@ -40,12 +35,14 @@ async def signup_form(
     return await page(request, SIGNUP, sent=sent == "1", next=safe_next(next), form={"email": email}, email_fixed=bool(email), errors={})
 
 
-@post("/signup", status_code=303)
+@post("/signup", name="account.signup", status_code=303)
 async def signup(request: Request) -> Response:
     form = await read_form(request)
     next_url = safe_next(form.get("next"))
     try:
-        email = await service.signup(field(form, "email"), field(form, "name"), form.get("password", ""), ip=_ip(request), next_url=next_url)
+        email = await service.signup(
+            field(form, "email"), field(form, "name"), form.get("password", ""), ip=client_ip(request.scope), next_url=next_url
+        )
     except Invalid as exc:
         return await page(
             request,
@@ -58,27 +55,26 @@ async def signup(request: Request) -> Response:
             email_fixed=form.get("email_fixed") == "1",
         )
     # The same redirect, and no session, whether or not the address already had an account.
-    query = {"sent": "1", "email": email} | ({"next": next_url} if next_url != "/orgs" else {})
-    return redirect(request, "/signup?" + urlencode(query, safe="/"))
+    query = {"sent": "1", "email": email} | ({"next": next_url} if next_url != url_for(request, "orgs.list") else {})
+    return redirect(request, url_for(request, "account.signup_form") + "?" + urlencode(query, safe="/"))
 
 
-@get("/login")
+@get("/login", name="account.login_form")
 async def login_form(request: Request, next: FromQuery[str | None] = None, email: FromQuery[str | None] = None) -> Response:
-    return await page(request, "accounts/login.html", next=safe_next(next), form={"email": email or ""}, error=None)
+    return await page(request, LOGIN, next=safe_next(next), form={"email": email or ""}, error=None)
 
 
-@post("/login", status_code=303)
+@post("/login", name="account.login", status_code=303)
 async def login(request: Request) -> Response:
     form = await read_form(request)
     next_url = safe_next(form.get("next"))
+    ip = client_ip(request.scope)
     try:
-        user_id = await service.authenticate(field(form, "email"), form.get("password", ""), _ip(request))
+        user_id = await service.authenticate(field(form, "email"), form.get("password", ""), ip)
     except Invalid as exc:
-        return await page(
-            request, "accounts/login.html", status=HTTP_422_UNPROCESSABLE_ENTITY, next=next_url, form=form, error=exc.message
-        )
+        return await page(request, LOGIN, status=HTTP_422_UNPROCESSABLE_ENTITY, next=next_url, form=form, error=exc.message)
     token = await sessions.create(
-        user_id, ip=_ip(request), user_agent=request.headers.get("user-agent", ""), replacing=request.cookies.get(sessions.COOKIE)
+        user_id, ip=ip, user_agent=request.headers.get("user-agent", ""), replacing=request.cookies.get(sessions.COOKIE)
     )
     response = redirect(request, next_url)
     response.set_cookie(sessions.cookie(token))
@@ -86,86 +82,69 @@ async def login(request: Request) -> Response:
     return response
 
 
-@post("/logout", status_code=303)
+def _signed_out(response: Response, request: Request) -> Response:
+    """``response`` ending this browser's session: no session cookie, a fresh anonymous CSRF token."""
+    response.set_cookie(sessions.clear_cookie())
+    response.set_cookie(signed_out_csrf_cookie(request))
+    return response
+
+
+@post("/logout", name="account.logout", status_code=303)
 async def logout(request: Request) -> Response:
     await sessions.revoke(request.scope["user"].session_id)
     # `next`: the invite landing's "sign out and continue" comes back to the invite.
     form = await read_form(request)
-    response = redirect(request, safe_next(form.get("next"), "/login"), "You have signed out.")
-    response.set_cookie(sessions.clear_cookie())
-    response.set_cookie(signed_out_csrf_cookie(request))
-    return response
+    next_url = safe_next(form.get("next"), url_for(request, "account.login_form"))
+    return _signed_out(redirect(request, next_url, "You have signed out."), request)
 
 
-@get("/account")
+@get("/account", name="account.page")
 async def account(request: Request) -> Response:
     return await page(request, "accounts/account.html", email_verified_at=await verify.verified_at(request.scope["user"].id))
 
 
-@post("/account/sign-out-everywhere", status_code=303)
+@post("/account/sign-out-everywhere", name="account.sign_out_everywhere", status_code=303)
 async def sign_out_everywhere(request: Request) -> Response:
     count = await sessions.revoke_all(request.scope["user"].id)
-    response = redirect(request, "/login", f"Signed out of {count} session{'s' if count != 1 else ''} everywhere.")
-    response.set_cookie(sessions.clear_cookie())
-    response.set_cookie(signed_out_csrf_cookie(request))
-    return response
+    message = f"Signed out of {count} session{'s' if count != 1 else ''} everywhere."
+    return _signed_out(redirect(request, url_for(request, "account.login_form"), message), request)
 
 
 # -- confirming the email address -----------------------------------------------------------------
 
-async def _verify_dead(request: Request) -> Response:
-    return await page(
-        request, VERIFY, status=HTTP_404_NOT_FOUND, dead=True, reason=verify.DeadLink().message, headers=PRIVATE_LINK_HEADERS
-    )
-
-
 async def _verify_page(request: Request, token: str, link: verify.Link, status: int = 200) -> Response:
-    return await page(
-        request, VERIFY, status=status, dead=False, link=link, token=token, here=f"/verify-email/{token}", headers=PRIVATE_LINK_HEADERS
-    )
+    here = url_for(request, "account.verify_email_form", token=token)
+    return await link_page(request, VERIFY, status=status, link=link, token=token, here=here)
 
 
-async def _verify_limit(request: Request) -> Response | None:
-    try:
-        await verify.check_client(_ip(request))
-    except TooManyRequests as exc:
-        return error_response(request, exc.status_code, exc.message, {"Retry-After": str(exc.retry_after), **PRIVATE_LINK_HEADERS})
-    return None
-
-
-@get("/verify-email/{token:str}")
+@get("/verify-email/{token:str}", name="account.verify_email_form")
 async def verify_email_page(request: Request, token: FromPath[str]) -> Response:
     """Public. Shows what the link confirms and a Confirm button; never changes anything (mail
     scanners open links). Confirming needs the account signed in, so the page offers that first."""
-    if refused := await _verify_limit(request):
-        return refused
-    try:
-        link = await verify.check(token)
-    except verify.DeadLink:
-        return await _verify_dead(request)
-    return await _verify_page(request, token, link)
+
+    async def answer() -> Response:
+        return await _verify_page(request, token, await verify.check(token))
+
+    return await on_link(request, VERIFY, verify.check_link_client, answer)
 
 
-@post("/verify-email/{token:str}", status_code=303)
+@post("/verify-email/{token:str}", name="account.verify_email", status_code=303)
 async def verify_email_confirm(request: Request, token: FromPath[str]) -> Response:
-    if refused := await _verify_limit(request):
-        return refused
-    try:
-        link = await verify.confirm(token, user_id=request.scope["user"].id)
-    except verify.DeadLink:
-        return await _verify_dead(request)
-    except verify.NotYours as exc:
-        return await _verify_page(request, token, exc.link, status=HTTP_403_FORBIDDEN)
-    response = redirect(request, safe_next(link.next_url), f"Thanks! {link.email} is confirmed as your email address.")
-    response.headers.update(PRIVATE_LINK_HEADERS)
-    return response
+    async def answer() -> Response:
+        try:
+            link = await verify.confirm(token, user_id=request.scope["user"].id)
+        except verify.NotYours as exc:
+            return await _verify_page(request, token, exc.link, status=HTTP_403_FORBIDDEN)
+        return redirect(request, safe_next(link.next_url), f"Thanks! {link.email} is confirmed as your email address.")
+
+    return await on_link(request, VERIFY, verify.check_link_client, answer)
 
 
-@post("/account/verify-email/resend", status_code=303)
+@post("/account/verify-email/resend", name="account.verify_email_resend", status_code=303)
 async def verify_email_resend(request: Request) -> Response:
     """A new confirmation link for the signed-in account (its page and the invite landing offer it)."""
     form = await read_form(request)
-    next_url = safe_next(form.get("next"), "/account")
+    next_url = safe_next(form.get("next"), url_for(request, "account.page"))
     email = await verify.resend(request.scope["user"].id, next_url)
     if email is None:
         return redirect(request, next_url, "Your email address is already confirmed.")

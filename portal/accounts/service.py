@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from uuid import UUID
 
-from portal import clock, ratelimit
+from portal import clock, emails, humanize, ratelimit
 from portal.accounts import verify
 from portal.accounts.passwords import hash_password, verify_password
 from portal.config import get_settings
 from portal.db import engine as db
 from portal.errors import Invalid, TooManyRequests
 
-EMAIL_RE = re.compile(r"^[^@\s<>\"',;:()\[\]\\]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)+$")
 # Sign-in throttle (SPEC §9: slow guessers down, never lock the owner out). Failed attempts in
 # the window are counted per account and client, and per client; an account never refuses a
 # client that has not itself failed on it.
@@ -30,15 +28,15 @@ KNOWN_CLIENT = timedelta(days=30)
 GENERIC_LOGIN_ERROR = "Incorrect email or password."
 
 
-def normalize_email(raw: str) -> str:
-    return raw.strip().lower()
+normalize_email = emails.canonical
 
 
 def validate_email(email: str) -> str | None:
-    if not email:
-        return "Enter your email address."
-    if len(email) > 254 or not EMAIL_RE.match(email):
-        return "Enter a valid email address, like name@example.com."
+    """What is wrong with ``email`` (as a field error), or None."""
+    try:
+        emails.normalize(email)
+    except ValueError as exc:
+        return str(exc)
     return None
 
 
@@ -97,13 +95,6 @@ async def signup(email: str, name: str, password: str, *, ip: str | None = None,
     return email
 
 
-def _wait_text(seconds: int) -> str:
-    if seconds < 60:
-        return "1 second" if seconds == 1 else f"{seconds} seconds"
-    minutes = -(-seconds // 60)
-    return "1 minute" if minutes == 1 else f"{minutes} minutes"
-
-
 async def _open_attempt(email: str, ip: str, now) -> tuple[UUID, UUID | None, str | None]:
     """Check the throttle and record this attempt as failed; the attempt id and the account's id
     and password hash (None, None for no account).
@@ -158,7 +149,7 @@ async def _open_attempt(email: str, ip: str, now) -> tuple[UUID, UUID | None, st
             if lifts is not None:
                 wait = max(1, int((lifts - since).total_seconds()) + 1)
                 raise TooManyRequests(
-                    f"Too many sign-in attempts. Try again in {_wait_text(wait)}, or reset your password.",
+                    f"Too many sign-in attempts. Try again in {humanize.wait(wait)}, or reset your password.",
                     retry_after=wait,
                 )
             attempt = await conn.fetchval(

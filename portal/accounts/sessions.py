@@ -1,16 +1,13 @@
-"""Server-side sessions in PostgreSQL.
+"""Starting and ending sessions (sign-in, sign-out, "sign out everywhere", password reset) and
+their cookie.
 
-The cookie holds 256 random bits; the table keeps only their SHA-256, so a database read does not
-yield a usable cookie. Sessions end on sign-out (server-side), after an idle period and after an
-absolute lifetime; signing in always issues a new id (no fixation).
+Signing in always issues a new id (no fixation). Reading a session from its cookie is the request
+layer's part (``portal.web.sessions``: the cookie's name, its hash, the signed-in user).
 """
 
 from __future__ import annotations
 
-import hashlib
 import secrets
-from dataclasses import dataclass
-from datetime import timedelta
 from uuid import UUID
 
 from litestar.datastructures import Cookie
@@ -18,45 +15,9 @@ from litestar.datastructures import Cookie
 from portal import clock
 from portal.config import get_settings
 from portal.db import engine as db
+from portal.web.sessions import COOKIE, token_hash
 
-COOKIE = "portal_session"
-TOUCH_EVERY = timedelta(minutes=1)
-
-
-@dataclass(frozen=True)
-class SessionUser:
-    id: UUID
-    email: str
-    name: str
-    session_id: UUID
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-async def load(token: str | None) -> SessionUser | None:
-    if not token or len(token) > 200:
-        return None
-    settings = get_settings()
-    now = clock.now()
-    async with db.connection() as conn:
-        row = await conn.fetchrow(
-            """
-            SELECT s.id, s.user_id, s.last_seen_at, u.email, u.name
-            FROM user_session s JOIN app_user u ON u.id = s.user_id
-            WHERE s.token_hash = $1 AND s.revoked_at IS NULL
-              AND s.last_seen_at > $2 AND s.created_at > $3
-            """,
-            token_hash(token),
-            now - settings.session_idle,
-            now - settings.session_absolute,
-        )
-        if row is None:
-            return None
-        if now - row["last_seen_at"] > TOUCH_EVERY:
-            await conn.execute("UPDATE user_session SET last_seen_at = $2 WHERE id = $1", row["id"], now)
-    return SessionUser(row["user_id"], row["email"], row["name"], row["id"])
+__all__ = ["COOKIE", "clear_cookie", "cookie", "create", "revoke", "revoke_all", "token_hash"]
 
 
 async def create(user_id: UUID, *, ip: str = "", user_agent: str = "", replacing: str | None = None) -> str:

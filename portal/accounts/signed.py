@@ -16,6 +16,11 @@ from itsdangerous import BadData, TimestampSigner, URLSafeTimedSerializer
 
 from portal import clock
 from portal.config import get_settings
+from portal.errors import NotFound
+
+
+class DeadLink(NotFound):
+    """A link that no longer works (expired, used, tampered with); ``message`` says which kind."""
 
 
 class _ClockSigner(TimestampSigner):

@@ -17,7 +17,6 @@ beyond (they answer the same either way, so dropping reveals nothing).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,10 +25,11 @@ from urllib.parse import urlencode
 from uuid import UUID
 
 from portal import clock, mail, ratelimit
+from portal.accounts import signed
 from portal.accounts.signed import SignedLinks
 from portal.config import get_settings
 from portal.db import engine as db
-from portal.errors import Forbidden, NotFound, TooManyRequests
+from portal.errors import Forbidden
 from portal.mail import background
 
 log = logging.getLogger("portal.accounts")
@@ -43,7 +43,7 @@ LINK_HITS_PER_CLIENT = 30  # link page views and confirmations per client and 10
 LINK_WINDOW = timedelta(minutes=10)
 
 
-class DeadLink(NotFound):
+class DeadLink(signed.DeadLink):
     def __init__(self) -> None:
         super().__init__(
             "This confirmation link is no longer valid. Links expire after 48 hours and work only once. "
@@ -101,13 +101,12 @@ def _live(row: Any, fingerprint: str) -> bool:
     )
 
 
-async def check_client(ip: str) -> None:
-    await ratelimit.hit_client(
-        "verify-link", ip,
-        limit=LINK_HITS_PER_CLIENT,
-        window=LINK_WINDOW,
-        message="Too many confirmation attempts from your network. Wait a few minutes and open the link again.",
-    )
+_TOO_MANY = "Too many confirmation attempts from your network. Wait a few minutes and open the link again."
+
+
+async def check_link_client(ip: str) -> None:
+    """A client's views and confirmations of links (``LINK_HITS_PER_CLIENT`` per ``LINK_WINDOW``)."""
+    await ratelimit.hit_client("verify-link", ip, limit=LINK_HITS_PER_CLIENT, window=LINK_WINDOW, message=_TOO_MANY)
 
 
 async def check(token: str) -> Link:
@@ -173,14 +172,7 @@ def after_signup(email: str, created_id: UUID | None, next_url: str) -> None:
 
 
 async def _signup_mail(email: str, created_id: UUID | None, next_url: str) -> None:
-    try:  # against mail bombing an address through the sign-up form; counted for new ones too
-        await ratelimit.hit(
-            "signup-mail:" + hashlib.sha256(email.encode()).hexdigest()[:32],
-            limit=MAILS_PER_ADDRESS,
-            window=timedelta(hours=1),
-            message="",
-        )
-    except TooManyRequests:
+    if not await mail.address_allows("signup", email, MAILS_PER_ADDRESS):
         log.info("sign-up mail not sent: address limit reached")
         return
     async with db.connection() as conn:

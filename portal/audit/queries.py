@@ -8,8 +8,6 @@ resolved to an id first so it uses the actor index.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import csv
 import io
 import json
@@ -22,11 +20,13 @@ from uuid import UUID
 
 import asyncpg
 
-from portal import clock
+from portal import clock, emails
+from portal.audit.actions import KNOWN_ACTIONS, Action
+from portal.audit.redact import in_audit_event
 from portal.db import engine as db
 from portal.db import registry
 from portal.errors import Invalid
-from portal.resources.connections.kinds import in_audit_event
+from portal.params import decode_cursor, encode_cursor
 from portal.tenancy.context import OrgContext, org_transaction
 from portal.tenancy.permissions import ROLE_LABELS, Role
 
@@ -34,22 +34,10 @@ PAGE_SIZE = 50
 CSV_CHUNK = 1_000
 _ACTION_RE = re.compile(r"^[a-z0-9_.\-]{1,64}$")
 
-# Actions the portal records, offered as suggestions in the filter (any action can be typed).
-KNOWN_ACTIONS = (
-    "org.created", "org.renamed", "org.ownership_transferred",
-    "member.joined", "member.role_changed", "member.removed", "member.left",
-    "invite.created", "invite.resent", "invite.revoked", "invite.accepted",
-    "agent.created", "agent.updated", "agent.deleted",
-    "workflow.created", "workflow.updated", "workflow.deleted",
-    "connection.created", "connection.updated", "connection.deleted",
-    "connection.secret_replaced", "connection.secret_cleared",
-    "team.created", "team.updated", "team.deleted", "team.member_added", "team.member_removed",
-    "billing.updated",
-    "export.requested", "export.completed", "export.downloaded",
-)
+# ``KNOWN_ACTIONS`` (every ``Action``) are offered as suggestions in the filter; any action can be typed.
 
 
-# -- filters and cursors -------------------------------------------------------------------------
+# -- filters ---------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -78,7 +66,7 @@ def _date(raw: str) -> date | None:
 def parse_filters(params: Mapping[str, str]) -> AuditFilters:
     """Filters from the query string; ``Invalid`` with a message per field that makes no sense."""
     errors: dict[str, str] = {}
-    actor = str(params.get("actor") or "").strip().lower()[:320]
+    actor = emails.canonical(str(params.get("actor") or ""))[:320]
     action = str(params.get("action") or "").strip().lower()
     raw_from, raw_to = (str(params.get(k) or "").strip()[:10] for k in ("from", "to"))
     if action and not _ACTION_RE.match(action):
@@ -93,25 +81,6 @@ def parse_filters(params: Mapping[str, str]) -> AuditFilters:
     if errors:
         raise Invalid("Please correct the filters.", field_errors=errors)
     return filters
-
-
-def encode_cursor(created_at: datetime, event_id: UUID) -> str:
-    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{event_id}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(raw: str | None) -> tuple[datetime, UUID] | None:
-    """A cursor from a link; anything malformed simply starts from the newest event."""
-    if not raw or len(raw) > 200:
-        return None
-    try:
-        text = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
-        stamp, _, event_id = text.partition("|")
-        at = datetime.fromisoformat(stamp)
-        if at.tzinfo is None:
-            return None
-        return at, UUID(event_id)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        return None
 
 
 # -- the log ------------------------------------------------------------------------------------
@@ -204,7 +173,8 @@ def changes_of(event: Mapping[str, Any]) -> list[tuple[str, str, str]]:
 async def audit_page(
     ctx: OrgContext, filters: AuditFilters, *, after_raw: str | None, before_raw: str | None
 ) -> dict[str, Any]:
-    after, before = decode_cursor(after_raw), decode_cursor(before_raw)
+    # A cursor is the (created_at, id) of the row a page continues from; malformed ones start from the newest.
+    after, before = decode_cursor(after_raw, datetime, UUID), decode_cursor(before_raw, datetime, UUID)
     if after and before:
         before = None
     rows, more = await fetch_events(ctx, filters, after=after, before=before)
@@ -294,9 +264,10 @@ _GRANTS = """SELECT e.action, e.actor_id, e.actor_email, e.created_at, e.target_
              FROM audit_event e WHERE e.org_id = {org}
                AND e.action = ANY($1::text[]) AND e.created_at >= $2
              ORDER BY e.created_at, e.id"""
-_GRANT_ACTIONS = ["org.created", "member.joined", "member.role_changed", "org.ownership_transferred"]
+_GRANT_ACTIONS = [Action.ORG_CREATED, Action.MEMBER_JOINED, Action.MEMBER_ROLE_CHANGED, Action.ORG_OWNERSHIP_TRANSFERRED]
 _INVITERS = """SELECT e.target_id, e.actor_email FROM audit_event e WHERE e.org_id = {org}
-                 AND e.action = ANY(ARRAY['invite.created', 'invite.resent']) AND e.target_id = ANY($1::text[])"""
+                 AND e.action = ANY($2::text[]) AND e.target_id = ANY($1::text[])"""
+_INVITE_ACTIONS = [Action.INVITE_CREATED, Action.INVITE_RESENT]
 _MEMBERS = """SELECT m.id, m.user_id, m.role, m.created_at, u.name, u.email
               FROM membership m JOIN app_user u ON u.id = m.user_id
               WHERE m.org_id = {org}
@@ -321,17 +292,17 @@ def _grant_of(event: Mapping[str, Any], member: Mapping[str, Any], inviters: dic
     """What ``event`` says about ``member``'s role, if anything."""
     action, target = event["action"], event["target_id"]
     before, after = _json(event["before"]) or {}, _json(event["after"]) or {}
-    if action == "org.created" and event["actor_id"] == member["user_id"]:
+    if action == Action.ORG_CREATED and event["actor_id"] == member["user_id"]:
         return Grant(Role.OWNER, event["created_at"], event["actor_email"], "created the organization")
-    if action == "member.joined" and target in (str(member["user_id"]), str(member["id"])):
+    if action == Action.MEMBER_JOINED and target in (str(member["user_id"]), str(member["id"])):
         by, how = event["actor_email"], "added"
         invite_id = after.get("invite_id")
         if invite_id:
             by, how = inviters.get(str(invite_id)), "accepted an invite"
         return Grant(after.get("role"), event["created_at"], by, how)
-    if action == "member.role_changed" and target == str(member["id"]):
+    if action == Action.MEMBER_ROLE_CHANGED and target == str(member["id"]):
         return Grant(after.get("role"), event["created_at"], event["actor_email"], "role changed")
-    if action == "org.ownership_transferred":
+    if action == Action.ORG_OWNERSHIP_TRANSFERRED:
         if target == str(member["id"]):
             return Grant(Role.OWNER, event["created_at"], event["actor_email"], "ownership transferred to them")
         if before.get("owner_membership_id") == str(member["id"]):
@@ -361,8 +332,8 @@ async def access_report(ctx: OrgContext) -> dict[str, Any]:
     if members:
         oldest = min(m["created_at"] for m in members) - timedelta(seconds=1)
         events = await ctx.scope.fetch(_GRANTS, _GRANT_ACTIONS, oldest)
-        invite_ids = sorted({str((_json(e["after"]) or {}).get("invite_id")) for e in events if e["action"] == "member.joined"} - {"None"})
-        inviters = {r["target_id"]: r["actor_email"] for r in await ctx.scope.fetch(_INVITERS, invite_ids)} if invite_ids else {}
+        invite_ids = sorted({str((_json(e["after"]) or {}).get("invite_id")) for e in events if e["action"] == Action.MEMBER_JOINED} - {"None"})
+        inviters = {r["target_id"]: r["actor_email"] for r in await ctx.scope.fetch(_INVITERS, invite_ids, _INVITE_ACTIONS)} if invite_ids else {}
         by_key: dict[str, list[Mapping[str, Any]]] = {}
         for e in events:  # index events by every id they may concern, so each member looks at few
             keys = {e["target_id"], str(e["actor_id"]), str((_json(e["before"]) or {}).get("owner_membership_id"))}

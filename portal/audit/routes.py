@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from litestar import Request, Response, get
 from litestar.di import NamedDependency
+from litestar.plugins.htmx import HTMXRequest
 from litestar.response import Stream
 from litestar.status_codes import HTTP_422_UNPROCESSABLE_ENTITY
 
@@ -14,17 +15,17 @@ from portal.audit import queries
 from portal.errors import Invalid
 from portal.tenancy.context import OrgContext, org_transaction
 from portal.tenancy.permissions import Perm
-from portal.web.render import is_htmx, page
+from portal.web.render import page
 
 CSV_TYPE = "text/csv"  # Litestar adds "; charset=utf-8"
 
 
-def _block(request: Request) -> str | None:
-    return "results" if is_htmx(request) and request.headers.get("hx-history-restore-request") != "true" else None
+def _block(request: HTMXRequest) -> str | None:
+    return "results" if request.htmx and not request.htmx.history_restore_request else None
 
 
-@get("/audit", opt={"permission": Perm.AUDIT})
-async def audit_log(request: Request, org: NamedDependency[OrgContext]) -> Response:
+@get("/audit", name="audit.log", opt={"permission": Perm.AUDIT})
+async def audit_log(request: HTMXRequest, org: NamedDependency[OrgContext]) -> Response:
     params = request.query_params
     try:
         filters = queries.parse_filters(params)
@@ -40,7 +41,7 @@ async def audit_log(request: Request, org: NamedDependency[OrgContext]) -> Respo
     return await page(request, "audit/log.html", block=_block(request), errors={}, form=form, **data)
 
 
-@get("/audit.csv", opt={"permission": Perm.AUDIT, "streaming": True})
+@get("/audit.csv", name="audit.csv", opt={"permission": Perm.AUDIT, "streaming": True})
 async def audit_csv(request: Request, org: NamedDependency[OrgContext]) -> Response | Stream:
     filters = queries.parse_filters(request.query_params)  # Invalid → the 422 page, before any byte is sent
     return Stream(
@@ -50,12 +51,12 @@ async def audit_csv(request: Request, org: NamedDependency[OrgContext]) -> Respo
     )
 
 
-@get("/access-report", opt={"permission": Perm.AUDIT})
+@get("/access-report", name="audit.access_report", opt={"permission": Perm.AUDIT})
 async def access_report(request: Request, org: NamedDependency[OrgContext]) -> Response:
     return await page(request, "audit/access_report.html", **await queries.access_report(org))
 
 
-@get("/access-report.csv", opt={"permission": Perm.AUDIT, "streaming": True})
+@get("/access-report.csv", name="audit.access_report_csv", opt={"permission": Perm.AUDIT, "streaming": True})
 async def access_report_csv(request: Request, org: NamedDependency[OrgContext]) -> Stream:
     async with org_transaction(org) as ctx:  # one consistent read, done before a byte is sent
         report = await queries.access_report(ctx)

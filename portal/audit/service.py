@@ -9,8 +9,12 @@ import json
 from typing import Any
 from uuid import UUID
 
+from portal.audit.actions import Action
 from portal.tenancy.context import OrgContext
 from portal.tenancy.scope import TenantScope
+
+# What an event is about: (type, id, label), e.g. ("agent", agent_id, "Nightly report").
+Target = tuple[str, Any, str]
 
 _INSERT = """
 INSERT INTO audit_event
@@ -29,17 +33,18 @@ async def record_as(
     actor_id: UUID | None,
     actor_email: str | None,
     ip: str,
-    action: str,
-    target: tuple[str, Any, str] | None = None,
+    action: Action,
+    target: Target | None = None,
     before: Any = None,
     after: Any = None,
 ) -> None:
+    """Record ``action`` in ``scope``'s org by the given actor (None: the system, e.g. the export worker)."""
     target_type, target_id, target_label = target if target else (None, None, None)
     await scope.execute(
         _INSERT,
         actor_id,
         actor_email,
-        action,
+        str(action),
         target_type,
         str(target_id) if target_id is not None else None,
         (target_label or "")[:320] or None,
@@ -49,22 +54,7 @@ async def record_as(
     )
 
 
-async def record(
-    ctx: OrgContext,
-    action: str,
-    *,
-    target: tuple[str, Any, str] | None = None,
-    before: Any = None,
-    after: Any = None,
-) -> None:
-    """Record ``action`` by the request's actor in the request's org."""
-    await record_as(
-        ctx.scope,
-        actor_id=ctx.user_id,
-        actor_email=ctx.user_email,
-        ip=ctx.ip,
-        action=action,
-        target=target,
-        before=before,
-        after=after,
-    )
+async def record(ctx: OrgContext, action: Action, **change: Any) -> None:
+    """Record ``action`` by the request's actor in the request's org; ``change`` is ``record_as``'s
+    ``target``, ``before`` and ``after``."""
+    await record_as(ctx.scope, actor_id=ctx.user_id, actor_email=ctx.user_email, ip=ctx.ip, action=action, **change)

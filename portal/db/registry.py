@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from piccolo.table import Table
 
+from portal import domains
+
 TENANT_TABLES: dict[str, type[Table]] = {}
 GLOBAL_TABLES: dict[str, tuple[type[Table] | None, str]] = {}
 
@@ -37,6 +39,5 @@ def is_tenant_table(table: type[Table]) -> bool:
 
 
 def load_all() -> None:
-    """Import every module that declares tables, so the registry is complete."""
-    import portal.db.tables  # noqa: F401
-    import portal.domains  # noqa: F401
+    """Import every module that declares tables (``portal.domains``), so the registry is complete."""
+    domains.table_modules()

@@ -23,8 +23,6 @@ from piccolo.table import Table
 
 from portal.db.registry import global_table, tenant_table
 
-ROLES = ("owner", "billing_admin", "compliance_officer", "member")
-
 
 @global_table("Accounts exist before and across organizations; reached only via the user's own session or a membership.")
 class User(Table, tablename="app_user"):

@@ -10,9 +10,14 @@ human-readable reason (never a credential), which callers may show to the people
 
 from __future__ import annotations
 
+import hashlib
+from datetime import timedelta
+
+from portal import ratelimit
+from portal.errors import TooManyRequests
 from portal.mail.message import Mail, MailError, build_message, render_mail
 
-__all__ = ["Mail", "MailError", "build_message", "render_mail", "send", "backend_name"]
+__all__ = ["Mail", "MailError", "build_message", "render_mail", "send", "backend_name", "address_allows"]
 
 
 def backend_name() -> str:
@@ -38,3 +43,19 @@ async def send(mail: Mail) -> None:
         from portal.mail import outbox
 
         await outbox.write(message, mail, settings.outbox_dir)
+
+
+async def address_allows(kind: str, address: str, per_hour: int) -> bool:
+    """Whether one more ``kind`` mail may go to ``address`` this hour: against mail bombing an
+    address through a public form. Counted for addresses without an account too, and a refusal
+    is silent (the form answers the same either way, so dropping the mail reveals nothing)."""
+    try:
+        await ratelimit.hit(
+            f"{kind}-mail:" + hashlib.sha256(address.encode()).hexdigest()[:32],
+            limit=per_hour,
+            window=timedelta(hours=1),
+            message="",
+        )
+    except TooManyRequests:
+        return False
+    return True

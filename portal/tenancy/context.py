@@ -17,7 +17,8 @@
 
 Two kinds of route never keep that transaction while waiting for something slow (SPEC §9):
 routes that re-enter a password (``opt={"reauthenticate": True}``) have it verified before the
-transaction opens, and downloads (``opt={"streaming": True}``) commit right after resolving and
+transaction opens (``portal.accounts.reauth``, the middleware just outside this one), and
+downloads (``opt={"streaming": True}``) commit right after resolving and
 read each chunk in a short transaction of its own (``org_transaction``).
 
 Handlers get the result as the ``org`` dependency (``OrgContext``); they never see a raw slug.
@@ -26,7 +27,6 @@ Handlers get the result as the ``org`` dependency (``OrgContext``); they never s
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import re
 from contextlib import asynccontextmanager
@@ -190,13 +190,12 @@ class OrgContextMiddleware:
                 scope["state"]["org"] = await resolve(slug, user, perm, lock=False, ip=ip)
             await self.app(scope, receive, send)
             return
-        password_ok = None
         if unsafe:
             # Read the whole body first: a slow or endless upload must not hold a pooled
             # connection, an open transaction and row locks while it trickles in.
-            receive = await _buffered_body(receive)
-            if handler.opt.get("reauthenticate"):
-                password_ok = await _check_password(scope, receive, slug, user, perm, ip)
+            receive = replay(await read_body(receive), receive)
+        # A re-entered password was checked before this transaction (portal.accounts.reauth).
+        password_ok = scope["state"].get("password_ok")
         try:
             async with db.transaction():  # enter_org sets user and tenant
                 ctx = await resolve(slug, user, perm, lock=unsafe, ip=ip, password_ok=password_ok, my_orgs=not unsafe)
@@ -215,46 +214,8 @@ class OrgContextMiddleware:
             await send(message)
 
 
-async def _check_password(scope: Scope, receive: Receive, slug: str, user: Any, perm: Perm, ip: str) -> bool | None:
-    """Verify the form's ``password`` before the action's transaction opens (SPEC §9).
-
-    argon2 is slow and its slots are few: a request that queued for one while holding a pooled
-    connection would let a handful of wrong-password requests pin the whole pool. So a short
-    transaction first checks that the actor may use the route at all (a stranger costs no hash;
-    404/403 as usual), releases its connection, and only then the password is checked, through
-    the sign-in throttle, which records the attempt before it hashes.
-    """
-    from portal.accounts import service as accounts
-    from portal.errors import Invalid
-    from portal.web.forms import read_form
-
-    request: Request = Request(scope, receive)
-    form = await read_form(request)  # parsed once; the handler reads the cached form
-    password = form.get("password", "")
-    if not password or not _csrf_token_matches(request, form):
-        return None  # no password, or a forged form: Litestar's CSRF check answers 403 next
-    async with db.transaction():
-        await resolve(slug, user, perm, lock=False, ip=ip)
-    try:
-        await accounts.reauthenticate(user.email, password, ip)
-    except Invalid:
-        return False
-    return True
-
-
-def _csrf_token_matches(request: Request, form: dict[str, str]) -> bool:
-    """The CSRF check, early: this middleware runs before Litestar's, and a password must not be
-    hashed (nor a failed attempt counted) for a request that check will refuse. For a signed-in
-    request the session middleware has already put the session's own token in the cookie."""
-    config = request.app.csrf_config
-    if config is None:
-        return True
-    sent = request.headers.get(config.header_name) or form.get("_csrf_token", "")
-    expected = request.cookies.get(config.cookie_name, "")
-    return bool(sent and expected) and hmac.compare_digest(sent.encode(), expected.encode())
-
-
-async def _buffered_body(receive: Receive) -> Receive:
+async def read_body(receive: Receive) -> bytes:
+    """The whole body, within ``MAX_BODY`` bytes and ``BODY_TIMEOUT`` seconds."""
     chunks: list[bytes] = []
     size = 0
 
@@ -275,38 +236,24 @@ async def _buffered_body(receive: Receive) -> Receive:
         await asyncio.wait_for(read_all(), timeout=BODY_TIMEOUT)
     except asyncio.TimeoutError:
         raise ClientException("The request took too long to arrive.", status_code=408) from None
-    body = b"".join(chunks)
+    return b"".join(chunks)
+
+
+def replay(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that hands over ``body`` (read before) in one message, then waits on the real one."""
     sent = False
 
-    async def replay() -> Message:
+    async def replayed() -> Message:
         nonlocal sent
         if not sent:
             sent = True
             return {"type": "http.request", "body": body, "more_body": False}
         return await receive()  # http.disconnect, when it comes
 
-    return replay
+    return replayed
 
 
 def provide_org(request: Request) -> OrgContext:
     """The ``org`` dependency of org routes."""
     return request.scope["state"]["org"]
 
-
-_USER_ORGS = """
-SELECT o.slug, o.name, m.role, m.created_at AS joined_at
-FROM membership m JOIN organization o ON o.id = m.org_id
-WHERE m.user_id = $1
-ORDER BY lower(o.name), o.slug
-"""
-
-
-async def user_orgs(user_id: UUID) -> list[dict]:
-    """The signed-in user's own memberships (RLS policy ``own_memberships``), for the org list
-    and the switcher. Runs in the open transaction, or in a short one of its own."""
-    if db.engine().current_transaction.get() is not None:
-        rows = await db.current_connection().fetch(_USER_ORGS, user_id)
-    else:
-        async with db.transaction(user_id=user_id) as conn:
-            rows = await conn.fetch(_USER_ORGS, user_id)
-    return [dict(r) for r in rows]

@@ -27,8 +27,10 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from litestar.types.empty import Empty
 from litestar.utils.scope.state import ScopeState
 
-from portal.accounts import sessions
 from portal.tenancy import public
+from portal.tenancy.context import SAFE_METHODS
+from portal.web import sessions
+from portal.web.urls import reverse
 
 
 class NotSignedIn(Exception):
@@ -140,7 +142,10 @@ class SessionMiddleware:
         config: CSRFConfig | None = scope["litestar_app"].csrf_config
         connection = ASGIConnection(scope)
         session_token = connection.cookies.get(sessions.COOKIE)
-        scope["user"] = await sessions.load(session_token)
+        # The layout's org switcher: a safe request in an org reads the user's orgs with the org
+        # (``enter_org``); any other request reads them with the session, in the same statement.
+        in_org_page = "slug" in scope.get("path_params", {}) and scope["method"] in SAFE_METHODS
+        scope["user"] = await sessions.load(session_token, with_orgs=not in_org_page)
         if config is not None:
             send = self._bind_csrf(scope, send, config, connection.cookies.get(config.cookie_name), session_token)
         if scope["user"] is None and not is_public(scope):
@@ -148,7 +153,7 @@ class SessionMiddleware:
             if scope.get("query_string"):
                 target += "?" + scope["query_string"].decode("latin-1")
             if scope["method"] != "GET":
-                target = "/orgs"
+                target = reverse(scope["litestar_app"], "orgs.list", None, {})  # not the form's own URL
             raise NotSignedIn(urlencode({"next": target}, safe="/"))
         await self.app(scope, receive, send)
 

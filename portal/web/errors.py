@@ -10,12 +10,14 @@ from __future__ import annotations
 import logging
 
 from markupsafe import escape
-from litestar import Request, Response
+from litestar import Response
 from litestar.exceptions import HTTPException, NotFoundException, PermissionDeniedException
+from litestar.plugins.htmx import HTMXRequest
 
 from portal.errors import DomainError, NotFound, TooManyRequests
 from portal.web.auth import NotSignedIn
-from portal.web.render import base_context, env, is_htmx, redirect
+from portal.web.render import base_context, env, redirect
+from portal.web.urls import url_for
 
 log = logging.getLogger("portal")
 
@@ -34,10 +36,10 @@ TITLES = {
 }
 
 
-def error_response(request: Request, status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+def error_response(request: HTMXRequest, status: int, message: str, headers: dict[str, str] | None = None) -> Response:
     title = TITLES.get(status, "Error")
     headers = {"Vary": "HX-Request", **(headers or {})}
-    if is_htmx(request):
+    if request.htmx:
         # Show the message where flash messages go, whatever the element that asked.
         html = env.get_template("_components/flash.html").render(flashes=[("error", message)], oob=False)
         headers.update({"HX-Retarget": "#flash", "HX-Reswap": "innerHTML"})
@@ -52,16 +54,16 @@ def error_response(request: Request, status: int, message: str, headers: dict[st
     return Response(html, status_code=status, media_type="text/html", headers=headers)
 
 
-def handle_domain(request: Request, exc: DomainError) -> Response:
+def handle_domain(request: HTMXRequest, exc: DomainError) -> Response:
     headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyRequests) else None
     return error_response(request, exc.status_code, exc.message, headers)
 
 
-def handle_not_signed_in(request: Request, exc: NotSignedIn) -> Response:
-    return redirect(request, f"/login?{exc.query}")
+def handle_not_signed_in(request: HTMXRequest, exc: NotSignedIn) -> Response:
+    return redirect(request, f"{url_for(request, 'account.login_form')}?{exc.query}")
 
 
-def handle_http(request: Request, exc: HTTPException) -> Response:
+def handle_http(request: HTMXRequest, exc: HTTPException) -> Response:
     status = exc.status_code
     if isinstance(exc, NotFoundException) or status == 404:
         return error_response(request, 404, NotFound().message)
@@ -75,7 +77,7 @@ def handle_http(request: Request, exc: HTTPException) -> Response:
     return error_response(request, status, str(exc.detail) if exc.detail else TITLES.get(status, "Error"))
 
 
-def handle_crash(request: Request, exc: Exception) -> Response:
+def handle_crash(request: HTMXRequest, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return error_response(request, 500, "An unexpected error occurred. It has been logged; please try again.")
 

@@ -77,10 +77,3 @@ class RedactSecretLinks(logging.Filter):
         if record.stack_info:
             record.stack_info = redact(record.stack_info)
         return True
-
-
-def uvicorn_log_config() -> dict[str, Any]:
-    """The portal's logging configuration (``portal.logs``), the same under every server."""
-    from portal.logs import logging_config
-
-    return logging_config()

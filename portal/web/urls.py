@@ -10,6 +10,7 @@ members page draws a few links per row, so the path formats are read once per ap
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import quote
 
@@ -34,8 +35,12 @@ def _formats(app: Litestar) -> dict[str, tuple[str, frozenset[str]]]:
     return cached
 
 
+_SAFE = re.compile(r"[A-Za-z0-9._~-]*")
+
+
 def _quote(value: Any) -> str:
-    return quote(str(value), safe="")
+    text = str(value)  # slugs and UUIDs are already safe: quoting them is the slow path
+    return text if _SAFE.fullmatch(text) else quote(text, safe="")
 
 
 def reverse(app: Litestar, name: str, slug: str | None, params: dict[str, Any]) -> str:

@@ -1,0 +1,30 @@
+"""HEAD wherever GET: a HEAD request runs as the GET it stands for, and only its headers are sent.
+
+Litestar answers HEAD only on routes that declare it (RFC 9110 asks every GET resource to answer
+it). Wrapped around the whole app (routing included), this answers it everywhere with the GET's
+status and headers, ``Content-Length`` included, and no body. Everything inside sees a GET: the
+same permission checks, the same pages; the access log (outside) still records the HEAD.
+"""
+
+from __future__ import annotations
+
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+
+class HeadAsGet:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def headers_only(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                if message.get("more_body"):
+                    return
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)  # type: ignore[typeddict-item]
