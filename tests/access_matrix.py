@@ -1,6 +1,8 @@
 """The checked-in access table: what every route of the portal requires, written from SPEC §2 and
-§7 (not read from the code). `tests/test_isolation_matrix.py` walks the live route table against
-it: a route missing here fails the suite until its row is added.
+§7 (not read from the code). `tests/tenancy/test_isolation_matrix.py` walks the live route table
+against it: a route missing here fails the suite until its row is added; and
+`tests/tenancy/test_route_permissions.py` checks that every org route declares exactly the
+permission its row names.
 
 PUBLIC: anyone. SIGNED_IN: any signed-in user (not org-scoped). Otherwise the SPEC §2 permission
 an org route needs; who holds it comes from SPEC_HOLDERS below (again SPEC §2, not the code).

@@ -1,6 +1,7 @@
-"""Helpers for the export and deletion tests: seeding an org with every kind of record (canaries
-included), running an export end to end, and checking an archive against its manifest and the
-documented format."""
+"""Exports end to end, for the export and deletion tests (no tests here): request one, run it,
+download it, and check an archive against its manifest and the documented format. (Seeding an
+org with every kind of record is ``tests.factories.seed``; pausing a job midway is in
+``tests.concurrency``.)"""
 
 from __future__ import annotations
 
@@ -8,18 +9,16 @@ import hashlib
 import io
 import json
 import re
-import secrets
 import zipfile
-from datetime import timedelta
 from uuid import UUID
 
 import jsonschema
 
 from portal import clock
-from portal.db import registry
 from portal.exports.exporters import EXPORTERS
 from portal.exports.format import MANIFEST, MANIFEST_SCHEMA
 from portal.exports.worker import ExportWorker
+from tests.factories import has
 
 FILES = [
     "organization.json",
@@ -31,75 +30,6 @@ FILES = [
     "invites.json",
     "audit_log.jsonl",
 ]
-
-
-def has(*tables: str) -> bool:
-    registry.load_all()
-    return all(t in registry.TENANT_TABLES for t in tables)
-
-
-async def seed(su, make_member, org, tag: str) -> dict:
-    """Give ``org`` members, billing settings, audit events and — where those tables exist in this
-    build — agents, workflows, connections (with a secret), teams and invites of every state.
-    Every free-text value carries ``tag`` (a canary)."""
-    info: dict = {"secrets": []}
-    members = [await make_member(org, role, None) for role in ("member", "billing_admin", "compliance_officer")]
-    await su.execute("UPDATE app_user SET name = $2 WHERE id = $1", members[0].id, f"Person {tag}")
-    await su.execute("UPDATE billing_settings SET billing_email = $2, plan = 'team' WHERE org_id = $1", org.id, f"billing-{tag}@example.test")
-    for i in range(5):
-        await su.execute(
-            """INSERT INTO audit_event (org_id, actor_id, actor_email, action, target_type, target_id, target_label, before, after, ip)
-               VALUES ($1, $2, $3, 'test.event', 'thing', $4, $5, $6::jsonb, $7::jsonb, '10.0.0.1')""",
-            org.id, org.owner.id, org.owner.email, str(i), f"label {tag} {i}",
-            json.dumps({"value": f"before {tag}"}), json.dumps({"value": f"after {tag}", "n": i}),
-        )
-    if has("agent"):
-        agent = await su.fetchval(
-            "INSERT INTO agent (org_id, name, description, model) VALUES ($1, $2, $3, 'gpt-4o') RETURNING id",
-            org.id, f"Agent {tag}", f"does {tag} things",
-        )
-        await su.execute("INSERT INTO agent (org_id, name, model, status) VALUES ($1, $2, 'claude', 'paused')", org.id, f"Paused {tag}")
-        if has("workflow"):
-            await su.execute(
-                "INSERT INTO workflow (org_id, name, agent_id, definition) VALUES ($1, $2, $3, $4::jsonb)",
-                org.id, f"Flow {tag}", agent, json.dumps({"steps": [{"say": f"hello {tag}"}]}),
-            )
-    if has("connection"):
-        secret = f"SECRET-{tag}-{secrets.token_hex(8)}"
-        info["secrets"].append(secret)
-        await su.execute(
-            """INSERT INTO connection (org_id, name, kind, config, secret_ciphertext, secret_set_at)
-               VALUES ($1, $2, 'webhook', $3::jsonb, $4, now())""",
-            org.id, f"Hook {tag}", json.dumps({"url": f"https://{tag}.example.test/hook"}), secret,
-        )
-        await su.execute(
-            "INSERT INTO connection (org_id, name, kind) VALUES ($1, $2, 'slack')", org.id, f"Plain {tag}"
-        )
-    if has("team", "team_member"):
-        team = await su.fetchval("INSERT INTO team (org_id, name, description) VALUES ($1, $2, '') RETURNING id", org.id, f"Team {tag}")
-        await su.execute("INSERT INTO team (org_id, name) VALUES ($1, $2)", org.id, f"Empty team {tag}")
-        for m in members[:2]:
-            mid = await su.fetchval("SELECT id FROM membership WHERE org_id = $1 AND user_id = $2", org.id, m.id)
-            await su.execute("INSERT INTO team_member (org_id, team_id, membership_id) VALUES ($1, $2, $3)", org.id, team, mid)
-    if has("invite"):
-        info["invite_tokens"] = []
-        now = clock.now()
-        for state in ("pending", "revoked", "accepted", "expired"):
-            token = secrets.token_urlsafe(32)
-            info["invite_tokens"].append((state, token))
-            token_hash = hashlib.sha256(token.encode()).hexdigest()
-            info["secrets"].append(token_hash)
-            created = now - timedelta(days=10) if state == "expired" else now
-            await su.execute(
-                """INSERT INTO invite (org_id, email, role, token_hash, invited_by, created_at, expires_at, revoked_at, accepted_at)
-                   VALUES ($1, $2, 'member', $3, $4, $5, $6, $7, $8)""",
-                org.id, f"{state}-{tag}@example.test".lower(), token_hash, org.owner.id, created,
-                created + timedelta(days=7),
-                now if state == "revoked" else None,
-                now if state == "accepted" else None,
-            )
-    info["members"] = members
-    return info
 
 
 async def expected_counts(su, org_id: UUID, job_id: UUID) -> dict[str, int]:

@@ -1,69 +1,18 @@
-"""Shared helpers for the membership tests (no tests here): an org with one member of every role,
-membership ids, the kept member count checked against a real count, a gate that holds a request
-at a named point of the members service, and a statement counter."""
+"""Making interleavings exact rather than hoped for (no tests here): a gate that holds a members
+service call at a named checkpoint (the ``gate`` fixture in ``tests/members/conftest.py``), a
+gate that holds an export job after a stored chunk, and a wait for a backend blocked on a lock."""
 
 from __future__ import annotations
 
 import asyncio
-import re
 from dataclasses import dataclass, field
+from datetime import timedelta
 
-import pytest
-
-ROLES = ("owner", "billing_admin", "compliance_officer", "member")
-NON_OWNER = ("billing_admin", "compliance_officer", "member")
+from portal.exports.worker import ExportWorker
 
 
 @dataclass
-class Crew:
-    org: object
-    users: dict  # role -> User
-    ids: dict  # role -> membership id
-
-
-async def membership_id(su, org, user):
-    return await su.fetchval("SELECT id FROM membership WHERE org_id = $1 AND user_id = $2", org.id, user.id)
-
-
-async def make_crew(make_org, make_member, su) -> Crew:
-    org = await make_org()
-    users = {"owner": org.owner}
-    for role in NON_OWNER:
-        users[role] = await make_member(org, role)
-    ids = {role: await membership_id(su, org, user) for role, user in users.items()}
-    return Crew(org, users, ids)
-
-
-async def roles_of(su, org) -> dict:
-    rows = await su.fetch("SELECT id, role FROM membership WHERE org_id = $1", org.id)
-    return {r["id"]: r["role"] for r in rows}
-
-
-async def owner_count(su, org) -> int:
-    return await su.fetchval("SELECT count(*) FROM membership WHERE org_id = $1 AND role = 'owner'", org.id)
-
-
-async def assert_member_count_exact(su, org, expected: int | None = None) -> None:
-    """The org row's kept count equals a real count of its memberships (and ``expected``)."""
-    org_id = org if not hasattr(org, "id") else org.id
-    kept, counted = await su.fetchrow(
-        "SELECT member_count, (SELECT count(*) FROM membership WHERE org_id = $1) FROM organization WHERE id = $1", org_id
-    )
-    assert kept == counted, f"member_count {kept} but {counted} memberships"
-    if expected is not None:
-        assert counted == expected, (counted, expected)
-
-
-async def events(su, org, action: str | None = None) -> list:
-    if action:
-        return await su.fetch(
-            "SELECT * FROM audit_event WHERE org_id = $1 AND action = $2 ORDER BY created_at, id", org.id, action
-        )
-    return await su.fetch("SELECT * FROM audit_event WHERE org_id = $1 ORDER BY created_at, id", org.id)
-
-
-@dataclass
-class Gate:
+class CheckpointGate:
     """Holds service calls at named checkpoints until released, or fails them there."""
 
     waits: dict = field(default_factory=dict)  # name -> (reached, release)
@@ -88,16 +37,6 @@ class Gate:
             await release.wait()
 
 
-@pytest.fixture
-def gate():
-    from portal.members import service
-
-    g = Gate()
-    service.checkpoint_hook = g
-    yield g
-    service.checkpoint_hook = None
-
-
 async def wait_until_blocked_on_lock(su, timeout: float = 5.0, count: int = 1, usename: str | None = "portal_app") -> None:
     """Wait until ``count`` backends (of the app role, by default) are waiting for a lock."""
     deadline = asyncio.get_running_loop().time() + timeout
@@ -113,5 +52,34 @@ async def wait_until_blocked_on_lock(su, timeout: float = 5.0, count: int = 1, u
         await asyncio.sleep(0.01)
 
 
-def visible(text: str) -> str:
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", text))
+# -- export jobs paused in the middle -------------------------------------------------------------
+
+STALE = timedelta(seconds=60)
+
+
+class ChunkGate:
+    """Awaited after each stored chunk: lets ``after`` chunks through, then holds the job."""
+
+    def __init__(self, after: int = 2):
+        self.after = after
+        self.reached = asyncio.Event()
+        self.release = asyncio.Event()
+        self.count = 0
+
+    async def __call__(self) -> None:
+        self.count += 1
+        if self.count == self.after:
+            self.reached.set()
+            await self.release.wait()
+
+
+def paused_worker(gate: ChunkGate, **kw) -> ExportWorker:
+    worker = ExportWorker(page_size=100, chunk_size=4096, stale_after=STALE, **kw)
+    worker.after_flush = gate
+    return worker
+
+
+async def start_paused(worker: ExportWorker, gate: ChunkGate, org) -> asyncio.Task:
+    task = asyncio.create_task(worker.run_once(org_id=org.id))
+    await asyncio.wait_for(gate.reached.wait(), timeout=60)
+    return task

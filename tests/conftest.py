@@ -1,25 +1,31 @@
 """Fixtures: a real PostgreSQL cluster, the real app over httpx's ASGI transport, and factories
-that read like the product (``make_org``, ``make_member``, ``client_for``)."""
+that read like the product (``make_org``, ``make_member``, ``make_world``, ``client_for``). Plain
+helpers and the data classes behind them are in ``tests/factories.py``; test modules import from
+there, never from here."""
 
 from __future__ import annotations
 
-import asyncio
-import itertools
+import ast
+import gc
+import hashlib
 import logging
 import os
-import re
+import secrets
+import sys
+import threading
 import uuid
-from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import asyncpg
-import httpx
 import pytest
-from argon2 import PasswordHasher
 from hypothesis import settings
 
 from portal import clock
 from portal.config import load_settings, set_settings
+from portal.mail import background
+from tests.factories import PASSWORD_HASH, Client, OrgRef, User, World, build_world, unique
+from tests.mail_sink import SmtpSink, mail_settings
 from tests.pg import TestDatabase
 
 logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -28,14 +34,28 @@ logging.getLogger("httpx").setLevel(logging.WARNING)
 settings.register_profile("fuzz", max_examples=2000, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
-PASSWORD = "correct-horse-battery-staple"
-# Hashing is deliberately slow; factories reuse one hash (cheap parameters, same algorithm).
-PASSWORD_HASH = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1).hash(PASSWORD)
-_seq = itertools.count(1)
+# CPython 3.11 before 3.11.8 (gh-106905) keeps the AST constructor's recursion count in global
+# state: an ``ast.parse`` that runs while another is building its tree (a garbage-collected asyncio
+# task logging its traceback — 3.11's traceback module parses — or another thread) ends in
+# "SystemError: AST constructor recursion depth mismatch". pytest parses to rewrite assertions in
+# modules imported late (Hypothesis imports its shrinker when a test first fails) and to show a
+# failure's source, so a failing race or state-machine test could stop the whole run instead of
+# reporting. Parsing with the collector paused runs no Python code mid-tree, so no other parse can
+# start inside it.
+if (3, 11) <= sys.version_info < (3, 11, 8):
+    _parse, _parse_lock = ast.parse, threading.RLock()
 
+    def _parse_with_collector_paused(*args, **kwargs):
+        with _parse_lock:
+            collecting = gc.isenabled()
+            gc.disable()
+            try:
+                return _parse(*args, **kwargs)
+            finally:
+                if collecting:
+                    gc.enable()
 
-def unique(prefix: str) -> str:
-    return f"{prefix}-{next(_seq)}-{uuid.uuid4().hex[:6]}"
+    ast.parse = _parse_with_collector_paused
 
 
 @pytest.fixture(scope="session")
@@ -74,77 +94,6 @@ async def app(database):
 def _reset_clock():
     yield
     clock.reset()
-
-
-@dataclass
-class User:
-    id: uuid.UUID
-    email: str
-    name: str
-
-
-@dataclass
-class OrgRef:
-    id: uuid.UUID
-    slug: str
-    name: str
-    owner: User
-
-
-_addresses = itertools.count(1)
-
-
-def _client_address() -> str:
-    """A fresh client address per client: never reused within a run (Hypothesis re-seeds
-    ``random`` per example, and throttles count per address)."""
-    n = next(_addresses)
-    return f"10.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255 or 1}"
-
-
-class Client:
-    """A browser-like client: keeps cookies, sends the CSRF token with every unsafe request."""
-
-    def __init__(self, app, ip: str | None = None, *, base_url: str = "http://testserver"):
-        ip = ip or _client_address()
-        self.http = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app, client=(ip, 50000)),
-            base_url=base_url,
-            follow_redirects=False,
-        )
-        self._csrf_session: str | None = None  # the session cookie the CSRF cookie was last fetched under
-
-    @property
-    def csrf(self) -> str:
-        # `__Host-portal_csrf` when the app's BASE_URL is https
-        return self.http.cookies.get("__Host-portal_csrf") or self.http.cookies.get("portal_csrf") or ""
-
-    async def ensure_csrf(self) -> str:
-        """The CSRF token for the next unsafe request. The token belongs to the session, so after
-        a test put a session cookie in the jar by hand, a page load picks up its token (as a
-        browser's would)."""
-        session = self.http.cookies.get("portal_session")
-        if not self.csrf or session != self._csrf_session:
-            await self.http.get("/healthz")
-            self._csrf_session = self.http.cookies.get("portal_session")
-        return self.csrf
-
-    async def get(self, url: str, **kw) -> httpx.Response:
-        return await self.http.get(url, **kw)
-
-    async def post(self, url: str, data: dict | None = None, *, csrf: bool = True, htmx: bool = False, **kw) -> httpx.Response:
-        data = dict(data or {})
-        if csrf:
-            data.setdefault("_csrf_token", await self.ensure_csrf())
-        headers = kw.pop("headers", {})
-        if htmx:
-            headers["HX-Request"] = "true"
-        return await self.http.post(url, data=data, headers=headers, **kw)
-
-    async def request(self, method: str, url: str, **kw) -> httpx.Response:
-        return await self.http.request(method, url, **kw)
-
-    async def aclose(self) -> None:
-        await self.http.aclose()
 
 
 @pytest.fixture
@@ -196,6 +145,23 @@ def make_member(su, make_user):
 
 
 @pytest.fixture
+def make_world(su, make_org, make_member):
+    """An org with one person of every role and one object of every kind (``tests.factories.World``);
+    ``objects=False``: the people only; ``outsiders=True``: plus the owner of another org and a
+    former member."""
+
+    async def make(*, objects: bool = True, outsiders: bool = False) -> World:
+        return await build_world(su, make_org, make_member, objects=objects, outsiders=outsiders)
+
+    return make
+
+
+@pytest.fixture
+async def world(make_world) -> World:
+    return await make_world()
+
+
+@pytest.fixture
 async def client_for(app):
     """A client signed in as ``user`` (a real session row, as sign-in would make)."""
     clients: list[Client] = []
@@ -239,6 +205,49 @@ def snapshot(su, database):
     return take
 
 
-def text_of(response: httpx.Response) -> str:
-    """The visible text of a page, whitespace collapsed (for asserting on messages)."""
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", response.text))
+@pytest.fixture
+async def app_conn(database):
+    """A connection as the app role, outside any request (row-level security applies)."""
+    conn = await asyncpg.connect(database.app_url)
+    yield conn
+    await conn.close()
+
+
+# -- mail ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def smtp_sink(app):
+    """A real SMTP server on a free port; the portal delivers to it for the test."""
+    sink = SmtpSink().start()
+    try:
+        with mail_settings(smtp_url=sink.url()):
+            yield sink
+            await background.drain()
+    finally:
+        sink.stop()
+
+
+@pytest.fixture
+async def outbox(app, tmp_path):
+    """No SMTP_URL: mail goes to ``<data dir>/outbox/*.eml``. Yields that folder."""
+    with mail_settings(smtp_url=None, data_dir=tmp_path):
+        yield tmp_path / "outbox"
+        await background.drain()
+
+
+@pytest.fixture
+def make_invite(su):
+    """A pending invite written straight to the database; returns (token, invite id)."""
+
+    async def make(org, email: str, role: str = "member", *, created_at: datetime | None = None, ttl: timedelta = timedelta(days=7)):
+        token = secrets.token_urlsafe(32)
+        created = created_at or datetime.now(timezone.utc)
+        invite_id = await su.fetchval(
+            """INSERT INTO invite (org_id, email, role, token_hash, invited_by, created_at, expires_at, last_sent_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $6) RETURNING id""",
+            org.id, email.lower(), role, hashlib.sha256(token.encode()).hexdigest(), org.owner.id, created, created + ttl,
+        )
+        return token, invite_id
+
+    return make

@@ -35,7 +35,7 @@ class TestDatabase:
             "PORTAL_DATA_DIR": str(self.data_dir),
             "BASE_URL": "http://testserver",
             # Race tests fire many concurrent requests as one person on purpose; the fair-share
-            # cap itself is tested with its own, small setting (tests/test_capacity.py).
+            # cap itself is tested with its own, small setting (tests/ops/test_capacity.py).
             "PER_PRINCIPAL_CONCURRENCY": "64",
             "PER_CLIENT_CONCURRENCY": "128",
         }

@@ -8,10 +8,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from portal import clock
 from portal.mail import background
-from tests.conftest import PASSWORD, Client, text_of, unique
+from tests.factories import PASSWORD, Client, confirm, mail_to, text_of, unique, verify_path
 from tests.mail_sink import outbox_messages
-from tests.signup_helpers import confirm, mail_to, verify_path
-from tests.test_invites_helpers import outbox  # noqa: F401  (fixture)
 
 
 async def signup(client, email=None, name="Ada Lovelace", password="a-long-password-1"):
@@ -51,8 +49,8 @@ async def test_signup_rejects_bad_input_with_messages(client):
 
 
 async def test_signup_with_a_taken_email_says_nothing_about_it(app, outbox, make_user):
-    """The oracle the old form had ("already exists") is gone; tests/test_verify_email.py compares
-    the two answers byte for byte."""
+    """The oracle the old form had ("already exists") is gone; tests/accounts/test_verify_email.py
+    compares the two answers byte for byte."""
     user = await make_user()
     c = Client(app)
     _, r = await signup(c, email=user.email.upper())

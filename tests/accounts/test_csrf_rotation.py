@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 
 from portal.config import get_settings
-from tests.conftest import PASSWORD, Client, unique
+from tests.factories import PASSWORD, Client, unique
 
 
 def _set_cookies(response, name: str) -> list[str]:

@@ -8,9 +8,8 @@ from datetime import timedelta
 
 from portal import clock
 from portal.mail import background
-from tests.conftest import PASSWORD, Client, text_of
+from tests.factories import PASSWORD, Client, text_of, without_nonces
 from tests.mail_sink import RESET_LINK, link_in, outbox_messages, text_of as mail_text
-from tests.test_invites_helpers import outbox, smtp_sink, without_nonces  # noqa: F401  (fixtures)
 
 NEW_PASSWORD = "a-brand-new-password-42"
 

@@ -11,7 +11,7 @@ import asyncio
 
 from portal import clock
 from portal.accounts import service
-from tests.conftest import PASSWORD, Client, text_of
+from tests.factories import PASSWORD, Client, membership_id, text_of
 
 WRONG = "not-the-password-at-all"
 
@@ -55,7 +55,7 @@ async def test_twenty_wrong_passwords_from_four_addresses_do_not_lock_the_owner_
     r = await owner.post(f"/orgs/{second.slug}/delete", {"confirm": second.slug, "password": PASSWORD})
     assert r.status_code == 303
     assert await su.fetchval("SELECT count(*) FROM organization WHERE id = $1", second.id) == 0
-    heir_membership = await su.fetchval("SELECT id FROM membership WHERE org_id = $1 AND user_id = $2", org.id, heir.id)
+    heir_membership = await membership_id(su, org, heir)
     r = await owner.post(f"/orgs/{org.slug}/transfer", {"member_id": str(heir_membership), "password": PASSWORD})
     assert r.status_code == 303
     assert await su.fetchval("SELECT role FROM membership WHERE id = $1", heir_membership) == "owner"

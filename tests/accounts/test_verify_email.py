@@ -14,10 +14,20 @@ from itsdangerous import URLSafeTimedSerializer
 from portal import clock
 from portal.accounts import service, verify
 from portal.mail import background
-from tests.conftest import PASSWORD, Client, text_of, unique
+from tests.factories import (
+    PASSWORD,
+    SIGNUP_PASSWORD,
+    VERIFY_LINK,
+    Client,
+    confirm,
+    mail_to,
+    sign_up,
+    text_of,
+    unique,
+    verify_path,
+    without_nonces,
+)
 from tests.mail_sink import outbox_messages, text_of as mail_text
-from tests.signup_helpers import SIGNUP_PASSWORD, VERIFY_LINK, confirm, mail_to, sign_up, verify_path
-from tests.test_invites_helpers import make_invite, outbox, smtp_sink, without_nonces  # noqa: F401  (fixtures)
 
 
 async def verified_at(su, email: str):

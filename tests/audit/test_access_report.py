@@ -12,7 +12,7 @@ import pytest
 
 from portal import clock
 from portal.audit import queries
-from tests.conftest import text_of
+from tests.factories import membership_id, text_of
 
 
 async def record(su, org_id, action, *, actor=None, target=None, before=None, after=None):
@@ -23,10 +23,6 @@ async def record(su, org_id, action, *, actor=None, target=None, before=None, af
         org_id, actor.id if actor else None, actor.email if actor else None, action, target_type,
         str(target_id) if target_id else None, label, json.dumps(before) if before else None, json.dumps(after) if after else None,
     )
-
-
-async def membership(su, org, user):
-    return await su.fetchval("SELECT id FROM membership WHERE org_id = $1 AND user_id = $2", org.id, user.id)
 
 
 def report_rows(r) -> dict[str, str]:
@@ -48,7 +44,7 @@ async def test_roles_since_when_and_granted_by_from_the_audit_trail(make_org, ma
     # joined directly (demo-style), then promoted by the owner
     chen = await make_member(org, "member")
     await record(su, org.id, "member.joined", actor=owner, target=("membership", chen.id, chen.email), after={"role": "member"})
-    chen_m = await membership(su, org, chen)
+    chen_m = await membership_id(su, org, chen)
     await su.execute("UPDATE membership SET role = 'compliance_officer' WHERE id = $1", chen_m)
     await record(su, org.id, "member.role_changed", actor=owner, target=("membership", chen_m, f"Chen <{chen.email}>"),
                  before={"role": "member"}, after={"role": "compliance_officer"})
@@ -85,7 +81,7 @@ async def test_roles_since_when_and_granted_by_from_the_audit_trail(make_org, ma
 async def test_a_transfer_shows_who_handed_over_ownership(make_org, make_member, client_for, su):
     org = await make_org()
     new_owner = await make_member(org, "member")
-    new_m, old_m = await membership(su, org, new_owner), await membership(su, org, org.owner)
+    new_m, old_m = await membership_id(su, org, new_owner), await membership_id(su, org, org.owner)
     await su.execute("UPDATE membership SET role = 'member' WHERE id = $1", old_m)
     await su.execute("UPDATE membership SET role = 'owner' WHERE id = $1", new_m)
     await record(su, org.id, "org.ownership_transferred", actor=org.owner, target=("membership", new_m, new_owner.email),

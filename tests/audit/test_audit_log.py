@@ -15,8 +15,7 @@ from litestar.response import Stream
 
 from portal.audit import queries
 from portal.tenancy.scope import TenantScope
-from tests.conftest import text_of
-from tests.test_resources_helpers import make_world
+from tests.factories import text_of
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -29,11 +28,6 @@ async def add_event(su, org_id, action="agent.created", *, at=None, actor=None, 
         event_id, org_id, actor.id if actor else None, actor.email if actor else None, action, label,
         json.dumps(before) if before is not None else None, json.dumps(after) if after is not None else None, at,
     )
-
-
-@pytest.fixture
-async def world(su, make_org, make_member):
-    return await make_world(su, make_org, make_member)
 
 
 def rows_of(r) -> list[str]:
@@ -203,7 +197,7 @@ SCALE = 200_000
 async def big_org(su):
     """An org with SCALE events (5 actors, 12 actions, one per second), next to a noisy neighbour.
     Built once for the module, straight in SQL, and deleted afterwards."""
-    from tests.conftest import PASSWORD_HASH, unique
+    from tests.factories import PASSWORD_HASH, unique
 
     orgs, actors = [], []
     for _ in range(2):

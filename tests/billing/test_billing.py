@@ -7,8 +7,7 @@ import json
 
 import pytest
 
-from tests.conftest import text_of
-from tests.test_resources_helpers import events
+from tests.factories import events, text_of
 
 VALID = {"plan": "team", "billing_email": "Billing@Acme.example", "seat_limit": "40", "spend_cap": "2,500.50"}
 

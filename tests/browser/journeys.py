@@ -7,7 +7,7 @@ import re
 import time
 from pathlib import Path
 
-from tests.conftest import unique
+from tests.factories import unique
 from tests.mail_sink import outbox_messages, text_of
 
 PASSWORD = "a-long-browser-password"
@@ -51,10 +51,12 @@ async def sign_up(page, outbox: Path, name: str = "Grace Hopper", email: str | N
 
 
 async def sign_in(page, email: str, password: str = PASSWORD) -> None:
+    """Sign in from the login page and land on the org list."""
     await page.goto("/login")
     await page.get_by_label("Email").fill(email)
     await page.get_by_label("Password").fill(password)
     await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_url("**/orgs")
 
 
 async def create_org(page, name: str) -> str:

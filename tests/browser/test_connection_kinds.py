@@ -9,7 +9,7 @@ import json
 import pytest
 
 from tests.browser.journeys import assert_accessible, sign_in
-from tests.conftest import PASSWORD
+from tests.factories import PASSWORD
 
 pytestmark = pytest.mark.browser
 

@@ -11,19 +11,10 @@ import zipfile
 import pytest
 from playwright.async_api import expect
 
-from tests.browser.conftest import browser, live_server, new_page  # noqa: F401  (fixtures)
-from tests.browser.journeys import assert_accessible
-from tests.conftest import PASSWORD, unique
+from tests.browser.journeys import assert_accessible, sign_in
+from tests.factories import PASSWORD, unique
 
 pytestmark = pytest.mark.browser
-
-
-async def sign_in(page, email: str) -> None:
-    await page.goto("/login")
-    await page.get_by_label("Email").fill(email)
-    await page.get_by_label("Password").fill(PASSWORD)
-    await page.get_by_role("button", name="Sign in").click()
-    await page.wait_for_url("**/orgs")
 
 
 @pytest.mark.parametrize("javascript", [True, False], ids=["htmx", "no-js"])
@@ -36,7 +27,7 @@ async def test_owner_exports_downloads_hits_the_limit_and_deletes_the_org(new_pa
         org.id,
     )
     page = await new_page(java_script_enabled=javascript)
-    await sign_in(page, org.owner.email)
+    await sign_in(page, org.owner.email, PASSWORD)
     await page.goto(f"/orgs/{org.slug}")
     await page.get_by_role("link", name="Data export").click()
     await page.wait_for_url(f"**/orgs/{org.slug}/exports")

@@ -10,9 +10,8 @@ import re
 import pytest
 from playwright.async_api import expect
 
-from tests.browser.conftest import browser, live_server, new_page  # noqa: F401  (fixtures)
-from tests.browser.journeys import assert_accessible, mailed_link
-from tests.conftest import PASSWORD, unique
+from tests.browser.journeys import assert_accessible, mailed_link, sign_in
+from tests.factories import PASSWORD, unique
 from tests.mail_sink import outbox_messages, text_of
 
 pytestmark = pytest.mark.browser
@@ -25,19 +24,11 @@ def link_for(database, email: str) -> str:
     raise AssertionError(f"no invite mail to {email}")
 
 
-async def sign_in(page, email: str, password: str = PASSWORD) -> None:
-    await page.goto("/login")
-    await page.get_by_label("Email").fill(email)
-    await page.get_by_label("Password").fill(password)
-    await page.get_by_role("button", name="Sign in").click()
-    await page.wait_for_url("**/orgs")
-
-
 @pytest.mark.parametrize("javascript", [True, False], ids=["htmx", "no-js"])
 async def test_invite_a_colleague_who_signs_up_from_the_landing_page(new_page, database, make_org, javascript):
     org = await make_org(name=f"Acme {unique('lab')}")
     owner = await new_page(java_script_enabled=javascript)
-    await sign_in(owner, org.owner.email)
+    await sign_in(owner, org.owner.email, PASSWORD)
     await owner.goto(f"/orgs/{org.slug}/invites")
     if javascript:
         await assert_accessible(owner)
@@ -95,7 +86,7 @@ async def test_invite_a_colleague_who_signs_up_from_the_landing_page(new_page, d
 async def test_owner_resends_and_revokes_in_place(new_page, database, make_org):
     org = await make_org()
     owner = await new_page()
-    await sign_in(owner, org.owner.email)
+    await sign_in(owner, org.owner.email, PASSWORD)
     await owner.goto(f"/orgs/{org.slug}/invites")
     email = f"{unique('pat')}@example.test"
     await owner.get_by_label("Email address").fill(email)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from tests.browser.journeys import assert_accessible, sign_in
-from tests.conftest import PASSWORD
+from tests.factories import PASSWORD, membership_id
 
 pytestmark = pytest.mark.browser
 
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.browser
 async def test_changes_reach_the_other_person_on_their_next_click(new_page, make_org, make_member, make_user, su):
     org = await make_org()
     kim = await make_member(org, "member", await make_user(name="Kim Member"))
-    kim_mid = await su.fetchval("SELECT id FROM membership WHERE org_id = $1 AND user_id = $2", org.id, kim.id)
+    kim_mid = await membership_id(su, org, kim)
 
     owner = await new_page()
     await sign_in(owner, org.owner.email, PASSWORD)

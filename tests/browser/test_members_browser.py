@@ -9,20 +9,10 @@ import re
 
 import pytest
 
-from tests.browser.conftest import browser, live_server, new_page  # noqa: F401  (fixtures)
-from tests.browser.journeys import assert_accessible
-from tests.conftest import PASSWORD
-from tests.test_members_helpers import membership_id
+from tests.browser.journeys import assert_accessible, sign_in
+from tests.factories import PASSWORD, membership_id
 
 pytestmark = pytest.mark.browser
-
-
-async def sign_in(page, email: str) -> None:
-    await page.goto("/login")
-    await page.get_by_label("Email").fill(email)
-    await page.get_by_label("Password").fill(PASSWORD)
-    await page.get_by_role("button", name="Sign in").click()
-    await page.wait_for_url("**/orgs")
 
 
 async def test_owner_manages_members_with_htmx(new_page, make_org, make_member, make_user, su):
@@ -31,7 +21,7 @@ async def test_owner_manages_members_with_htmx(new_page, make_org, make_member, 
     alan = await make_member(org, "billing_admin", await make_user(name="Alan Turing"))
     ada_id, alan_id = await membership_id(su, org, ada), await membership_id(su, org, alan)
     page = await new_page()
-    await sign_in(page, org.owner.email)
+    await sign_in(page, org.owner.email, PASSWORD)
     await page.goto(f"/orgs/{org.slug}/members")
     await assert_accessible(page)
     assert not await page.get_by_role("button", name="Change role").first.is_visible()  # htmx replaces it
@@ -76,7 +66,7 @@ async def test_owner_manages_members_without_javascript(new_page, make_org, make
     linus = await make_member(org, "member", await make_user(name="Linus Torvalds"))
     grace_id, linus_id = await membership_id(su, org, grace), await membership_id(su, org, linus)
     page = await new_page(java_script_enabled=False)
-    await sign_in(page, org.owner.email)
+    await sign_in(page, org.owner.email, PASSWORD)
     await page.goto(f"/orgs/{org.slug}/members")
 
     row = page.locator(f"#member-{grace_id}")
@@ -100,7 +90,7 @@ async def test_member_leaves_and_owner_transfers(new_page, make_org, make_member
     heir = await make_member(org, "member", await make_user(name="Heir Apparent"))
 
     page = await new_page()
-    await sign_in(page, leaver.email)
+    await sign_in(page, leaver.email, PASSWORD)
     await page.goto(f"/orgs/{org.slug}")
     await page.get_by_role("link", name="Leave organization").click()
     await assert_accessible(page)
@@ -109,7 +99,7 @@ async def test_member_leaves_and_owner_transfers(new_page, make_org, make_member
     assert await page.locator(".flash-success").inner_text() == f"You left {org.name}."
 
     owner = await new_page()
-    await sign_in(owner, org.owner.email)
+    await sign_in(owner, org.owner.email, PASSWORD)
     response = await owner.goto(f"/orgs/{org.slug}/leave")
     assert response.status == 409
     assert await owner.get_by_text("You are the owner: transfer ownership before leaving.").is_visible()

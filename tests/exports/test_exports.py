@@ -16,20 +16,10 @@ from portal import clock
 from portal.config import get_settings
 from portal.db import registry
 from portal.exports.exporters import EXPORTERS
-from portal.exports.format import REDACTED
+from portal.records import REDACTED
 from portal.exports.worker import ExportWorker
-from tests.conftest import text_of, unique
-from tests.test_exports_helpers import (
-    FILES,
-    expected_counts,
-    export_and_download,
-    has,
-    records_of,
-    request_export,
-    seed,
-    unzip,
-    verify_archive,
-)
+from tests.archive import FILES, expected_counts, export_and_download, records_of, request_export, unzip, verify_archive
+from tests.factories import has, seed, text_of, unique
 
 
 async def test_owner_exports_a_verifiable_archive(client_for, make_org, make_member, su):

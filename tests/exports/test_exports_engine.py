@@ -14,50 +14,11 @@ import pytest
 from portal import clock
 from portal.exports import exporters as exporters_module
 from portal.exports.exporters import Exporter
-from portal.exports.format import record
+from portal.records import record
 from portal.exports.worker import ABANDONED_MESSAGE, FAILED_MESSAGE, MAX_ATTEMPTS, ExportWorker
-from tests.test_exports_helpers import request_export, verify_archive
-
-STALE = timedelta(seconds=60)
-
-
-async def big_org(make_org, su, events: int = 1500):
-    org = await make_org()
-    await su.execute(
-        """INSERT INTO audit_event (org_id, action, target_label, after)
-           SELECT $1, 'bulk.event', 'row ' || g, jsonb_build_object('pad', repeat(md5(g::text), 8))
-           FROM generate_series(1, $2) g""",
-        org.id, events,
-    )
-    return org
-
-
-class Gate:
-    """Awaited after each stored chunk: lets ``after`` chunks through, then holds the job."""
-
-    def __init__(self, after: int = 2):
-        self.after = after
-        self.reached = asyncio.Event()
-        self.release = asyncio.Event()
-        self.count = 0
-
-    async def __call__(self) -> None:
-        self.count += 1
-        if self.count == self.after:
-            self.reached.set()
-            await self.release.wait()
-
-
-def paused_worker(gate: Gate, **kw) -> ExportWorker:
-    worker = ExportWorker(page_size=100, chunk_size=4096, stale_after=STALE, **kw)
-    worker.after_flush = gate
-    return worker
-
-
-async def start_paused(worker: ExportWorker, gate: Gate, org) -> asyncio.Task:
-    task = asyncio.create_task(worker.run_once(org_id=org.id))
-    await asyncio.wait_for(gate.reached.wait(), timeout=60)
-    return task
+from tests.archive import request_export, verify_archive
+from tests.concurrency import STALE, ChunkGate, paused_worker, start_paused
+from tests.factories import org_with_events
 
 
 async def job_row(su, job_id):
@@ -69,10 +30,10 @@ async def download(client, org, job_id):
 
 
 async def test_a_crashed_job_is_never_offered_and_is_restarted_from_scratch(client_for, make_org, su):
-    org = await big_org(make_org, su)
+    org = await org_with_events(make_org, su)
     c = await client_for(org.owner)
     job_id = await request_export(c, org)
-    gate = Gate(after=3)
+    gate = ChunkGate(after=3)
     crashed = paused_worker(gate, release_on_cancel=False)  # like a killed process: no goodbye
     task = await start_paused(crashed, gate, org)
     task.cancel()
@@ -102,10 +63,10 @@ async def test_a_crashed_job_is_never_offered_and_is_restarted_from_scratch(clie
 
 
 async def test_a_stopping_worker_hands_its_job_back(client_for, make_org, su):
-    org = await big_org(make_org, su)
+    org = await org_with_events(make_org, su)
     c = await client_for(org.owner)
     job_id = await request_export(c, org)
-    gate = Gate(after=2)
+    gate = ChunkGate(after=2)
     task = await start_paused(paused_worker(gate), gate, org)  # release_on_cancel (the default)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -164,10 +125,10 @@ async def test_an_error_while_building_fails_the_job_cleanly(client_for, make_or
 
 
 async def test_a_worker_that_lost_its_lease_stops_without_touching_the_new_attempt(client_for, make_org, su):
-    org = await big_org(make_org, su)
+    org = await org_with_events(make_org, su)
     c = await client_for(org.owner)
     job_id = await request_export(c, org)
-    gate = Gate(after=2)
+    gate = ChunkGate(after=2)
     slow = paused_worker(gate)
     task = await start_paused(slow, gate, org)
     # the slow worker looks dead (stale heartbeat): another process restarts and finishes the job
@@ -184,7 +145,7 @@ async def test_a_worker_that_lost_its_lease_stops_without_touching_the_new_attem
 
 
 async def test_two_workers_never_run_the_same_job(client_for, make_org, su):
-    org = await big_org(make_org, su, events=300)
+    org = await org_with_events(make_org, su, events=300)
     c = await client_for(org.owner)
     job_id = await request_export(c, org)
     results = await asyncio.gather(*(ExportWorker().run_once(org_id=org.id) for _ in range(4)))

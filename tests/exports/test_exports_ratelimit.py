@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from portal import clock
 from portal.config import get_settings
-from tests.conftest import Client, text_of
+from tests.factories import Client, text_of
 
 
 async def signed_in(app, user) -> Client:

@@ -9,10 +9,8 @@ import re
 from urllib.parse import parse_qs, urlsplit
 
 from portal.mail import background
-from tests.conftest import PASSWORD, Client, text_of
+from tests.factories import PASSWORD, Client, confirm, mail_to, send_invite, sign_up, text_of, verify_path
 from tests.mail_sink import html_of, link_in, outbox_messages, text_of as mail_text
-from tests.signup_helpers import confirm, mail_to, sign_up, verify_path
-from tests.test_invites_helpers import make_invite, outbox, send_invite, smtp_sink  # noqa: F401  (fixtures)
 
 
 def href(page, label: str) -> str:

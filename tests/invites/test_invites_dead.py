@@ -15,10 +15,9 @@ import asyncpg
 from portal import clock
 from portal.config import get_settings
 from portal.mail import background
-from tests.conftest import Client, text_of
+from tests.concurrency import wait_until_blocked_on_lock
+from tests.factories import Client, assert_member_count_exact, send_invite, text_of, without_nonces
 from tests.mail_sink import link_in, outbox_messages
-from tests.test_invites_helpers import make_invite, outbox, send_invite, without_nonces  # noqa: F401  (fixtures)
-from tests.test_members_helpers import assert_member_count_exact, wait_until_blocked_on_lock
 
 GARBAGE = [
     secrets.token_urlsafe(32),  # well-formed, never issued

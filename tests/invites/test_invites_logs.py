@@ -13,8 +13,8 @@ import httpx
 
 from portal.accounts import reset
 from portal.devdb import free_port, wait_for_port
-from portal.web.logredact import RedactSecretLinks, redact, uvicorn_log_config
-from tests.test_invites_helpers import make_invite  # noqa: F401  (fixture)
+from portal.logs import logging_config
+from portal.web.logredact import RedactSecretLinks, redact
 
 TOKEN = secrets.token_urlsafe(32)
 
@@ -39,7 +39,7 @@ def test_filter_rewrites_uvicorn_access_records():
     assert RedactSecretLinks().filter(record) is True
     assert TOKEN not in record.getMessage() and "/invites/[redacted]" in record.getMessage()
     assert record.args[4] == 404  # the status stays an int for uvicorn's formatter
-    config = uvicorn_log_config()
+    config = logging_config()
     assert all("redact_secret_links" in h["filters"] for h in config["handlers"].values())
 
 

@@ -12,9 +12,8 @@ from portal import mail
 from portal.devdb import free_port
 from portal.mail import background
 from portal.mail.smtp import SmtpTarget
-from tests.conftest import Client, text_of
+from tests.factories import Client, send_invite, text_of
 from tests.mail_sink import SmtpSink, link_in, mail_settings, self_signed_tls, text_of as mail_text
-from tests.test_invites_helpers import send_invite
 
 
 @pytest.mark.parametrize(

@@ -12,9 +12,7 @@ from hypothesis import strategies as st
 
 import html
 
-from tests.conftest import PASSWORD
-from tests.conftest import text_of as _text_of
-from tests.test_members_helpers import NON_OWNER, ROLES, events, make_crew, membership_id, owner_count, roles_of
+from tests.factories import NON_OWNER, PASSWORD, ROLES, events, membership_id, owner_count, roles_of, text_of as _text_of
 
 
 
@@ -23,11 +21,6 @@ GENERIC_404 = "We couldn't find that page"
 
 def text_of(r) -> str:
     return html.unescape(_text_of(r))
-
-
-@pytest.fixture
-async def crew(make_org, make_member, su):
-    return await make_crew(make_org, make_member, su)
 
 
 def main_html(r) -> str:
@@ -59,10 +52,10 @@ async def test_every_role_sees_the_members_page(crew, client_for, role):
 async def test_owner_gets_no_controls_on_their_own_row(crew, client_for):
     c = await client_for(crew.org.owner)
     r = await c.get(f"/orgs/{crew.org.slug}/members")
-    assert f"/members/{crew.ids['owner']}/role" not in r.text
-    assert f"/members/{crew.ids['owner']}/remove" not in r.text
+    assert f"/members/{crew.memberships['owner']}/role" not in r.text
+    assert f"/members/{crew.memberships['owner']}/remove" not in r.text
     for role in NON_OWNER:
-        assert f"/members/{crew.ids[role]}/role" in r.text and f"/members/{crew.ids[role]}/remove" in r.text
+        assert f"/members/{crew.memberships[role]}/role" in r.text and f"/members/{crew.memberships[role]}/remove" in r.text
 
 
 async def test_members_page_is_404_for_outsiders_and_redirects_anonymous(crew, client_for, make_user, client):
@@ -165,7 +158,7 @@ async def test_malformed_cursors_start_at_the_beginning(crew, client_for, cursor
 @pytest.mark.parametrize("new_role", NON_OWNER)
 async def test_owner_changes_any_non_owner_to_any_non_owner_role(crew, client_for, su, target, new_role):
     c = await client_for(crew.org.owner)
-    mid = crew.ids[target]
+    mid = crew.memberships[target]
     r = await c.post(f"/orgs/{crew.org.slug}/members/{mid}/role", {"role": new_role})
     assert r.status_code == 303 and r.headers["location"] == f"/orgs/{crew.org.slug}/members"
     assert (await roles_of(su, crew.org))[mid] == new_role
@@ -184,7 +177,7 @@ async def test_owner_changes_any_non_owner_to_any_non_owner_role(crew, client_fo
 
 async def test_role_change_returns_to_the_page_it_came_from_only(crew, client_for):
     c = await client_for(crew.org.owner)
-    url = f"/orgs/{crew.org.slug}/members/{crew.ids['member']}/role"
+    url = f"/orgs/{crew.org.slug}/members/{crew.memberships['member']}/role"
     back = f"/orgs/{crew.org.slug}/members?q=abc&after=x"
     r = await c.post(url, {"role": "billing_admin", "next": back})
     assert r.headers["location"] == back
@@ -195,7 +188,7 @@ async def test_role_change_returns_to_the_page_it_came_from_only(crew, client_fo
 
 async def test_role_change_with_htmx_swaps_the_row(crew, client_for, su):
     c = await client_for(crew.org.owner)
-    mid = crew.ids["member"]
+    mid = crew.memberships["member"]
     r = await c.post(f"/orgs/{crew.org.slug}/members/{mid}/role", {"role": "compliance_officer"}, htmx=True)
     assert r.status_code == 200
     body = r.text.strip()
@@ -212,10 +205,10 @@ async def test_non_owners_cannot_change_roles(crew, client_for, snapshot, actor)
     c = await client_for(crew.users[actor])
     before = await snapshot(crew.org.id)
     attempts = [
-        (crew.ids["member" if actor != "member" else "billing_admin"], "compliance_officer"),
-        (crew.ids[actor], "owner"),
-        (crew.ids[actor], "billing_admin" if actor != "billing_admin" else "member"),
-        (crew.ids["owner"], "member"),
+        (crew.memberships["member" if actor != "member" else "billing_admin"], "compliance_officer"),
+        (crew.memberships[actor], "owner"),
+        (crew.memberships[actor], "billing_admin" if actor != "billing_admin" else "member"),
+        (crew.memberships["owner"], "member"),
     ]
     for mid, role in attempts:
         for htmx in (False, True):
@@ -229,12 +222,12 @@ async def test_owner_cannot_change_own_role_or_grant_owner(crew, client_for, sna
     c = await client_for(crew.org.owner)
     before = await snapshot(crew.org.id)
     base = f"/orgs/{crew.org.slug}/members"
-    r = await c.post(f"{base}/{crew.ids['owner']}/role", {"role": "member"})
+    r = await c.post(f"{base}/{crew.memberships['owner']}/role", {"role": "member"})
     assert r.status_code == 409 and "can't change your own role" in text_of(r)
-    r = await c.post(f"{base}/{crew.ids['member']}/role", {"role": "owner"})
+    r = await c.post(f"{base}/{crew.memberships['member']}/role", {"role": "owner"})
     assert r.status_code == 422 and "Transfer ownership" in text_of(r)
     for bad in ("", "admin", "OWNER", "Owner", "member ", "x" * 5000, "\x00member"):
-        r = await c.post(f"{base}/{crew.ids['member']}/role", {"role": bad})
+        r = await c.post(f"{base}/{crew.memberships['member']}/role", {"role": bad})
         # read_form drops NULs and field() trims: "\x00member" and "member " are a valid no-op
         assert r.status_code in (422, 303), bad
         if r.status_code == 422:
@@ -244,7 +237,7 @@ async def test_owner_cannot_change_own_role_or_grant_owner(crew, client_for, sna
 
 async def test_htmx_refusal_redraws_the_row_as_it_is(crew, client_for):
     c = await client_for(crew.org.owner)
-    mid = crew.ids["billing_admin"]
+    mid = crew.memberships["billing_admin"]
     r = await c.post(f"/orgs/{crew.org.slug}/members/{mid}/role", {"role": "owner"}, htmx=True)
     assert r.status_code == 422
     assert r.text.strip().startswith(f'<tr id="member-{mid}">')
@@ -277,7 +270,7 @@ async def test_owner_removes_any_non_owner(crew, client_for, su, target):
     victim = await client_for(crew.users[target])
     assert (await victim.get(f"/orgs/{crew.org.slug}")).status_code == 200
     c = await client_for(crew.org.owner)
-    mid = crew.ids[target]
+    mid = crew.memberships[target]
     confirm = await c.get(f"/orgs/{crew.org.slug}/members/{mid}/remove")
     assert confirm.status_code == 200 and crew.users[target].email in confirm.text and "Remove member" in confirm.text
     r = await c.post(f"/orgs/{crew.org.slug}/members/{mid}/remove")
@@ -296,7 +289,7 @@ async def test_owner_removes_any_non_owner(crew, client_for, su, target):
 
 async def test_remove_with_htmx_drops_the_row(crew, client_for, su):
     c = await client_for(crew.org.owner)
-    mid = crew.ids["compliance_officer"]
+    mid = crew.memberships["compliance_officer"]
     r = await c.post(f"/orgs/{crew.org.slug}/members/{mid}/remove", htmx=True)
     assert r.status_code == 200
     assert "<tr" not in r.text and 'hx-swap-oob="true"' in r.text and "was removed" in r.text
@@ -311,9 +304,9 @@ async def test_non_owners_cannot_remove_anyone(crew, client_for, snapshot, actor
     c = await client_for(crew.users[actor])
     before = await snapshot(crew.org.id)
     for target in ROLES:
-        r = await c.post(f"/orgs/{crew.org.slug}/members/{crew.ids[target]}/remove")
+        r = await c.post(f"/orgs/{crew.org.slug}/members/{crew.memberships[target]}/remove")
         assert r.status_code == 403, target
-        r = await c.get(f"/orgs/{crew.org.slug}/members/{crew.ids[target]}/remove")
+        r = await c.get(f"/orgs/{crew.org.slug}/members/{crew.memberships[target]}/remove")
         assert r.status_code == 403, target
     assert await snapshot(crew.org.id) == before
 
@@ -321,12 +314,12 @@ async def test_non_owners_cannot_remove_anyone(crew, client_for, snapshot, actor
 async def test_owner_cannot_remove_themselves(crew, client_for, snapshot):
     c = await client_for(crew.org.owner)
     before = await snapshot(crew.org.id)
-    r = await c.post(f"/orgs/{crew.org.slug}/members/{crew.ids['owner']}/remove")
+    r = await c.post(f"/orgs/{crew.org.slug}/members/{crew.memberships['owner']}/remove")
     assert r.status_code == 409 and "can't remove yourself" in text_of(r)
-    r = await c.get(f"/orgs/{crew.org.slug}/members/{crew.ids['owner']}/remove")
+    r = await c.get(f"/orgs/{crew.org.slug}/members/{crew.memberships['owner']}/remove")
     assert r.status_code == 409
-    r = await c.post(f"/orgs/{crew.org.slug}/members/{crew.ids['owner']}/remove", htmx=True)
-    assert r.status_code == 409 and f'<tr id="member-{crew.ids["owner"]}">' in r.text and "flash-error" in r.text
+    r = await c.post(f"/orgs/{crew.org.slug}/members/{crew.memberships['owner']}/remove", htmx=True)
+    assert r.status_code == 409 and f'<tr id="member-{crew.memberships["owner"]}">' in r.text and "flash-error" in r.text
     assert await snapshot(crew.org.id) == before
 
 
@@ -340,7 +333,7 @@ async def test_non_owners_leave_after_confirming(crew, client_for, su, role):
     assert r.status_code == 303 and r.headers["location"] == "/orgs"
     landing = await c.get("/orgs")
     assert f"You left {crew.org.name}." in text_of(landing) and f"/orgs/{crew.org.slug}\"" not in landing.text
-    assert crew.ids[role] not in await roles_of(su, crew.org)
+    assert crew.memberships[role] not in await roles_of(su, crew.org)
     evs = await events(su, crew.org, "member.left")
     assert len(evs) == 1 and evs[0]["actor_id"] == crew.users[role].id and f'"role": "{role}"' in evs[0]["before"]
     assert (await c.get(f"/orgs/{crew.org.slug}")).status_code == 404
@@ -373,23 +366,23 @@ async def test_owner_transfers_to_any_member(crew, client_for, su, target):
     form = await c.get(f"/orgs/{crew.org.slug}/transfer")
     assert form.status_code == 200
     for role in NON_OWNER:
-        assert f'value="{crew.ids[role]}"' in form.text
-    assert f'value="{crew.ids["owner"]}"' not in form.text
+        assert f'value="{crew.memberships[role]}"' in form.text
+    assert f'value="{crew.memberships["owner"]}"' not in form.text
     assert '<label for="f-member_id">' in form.text and '<label for="f-password">' in form.text
-    r = await c.post(f"/orgs/{crew.org.slug}/transfer", {"member_id": str(crew.ids[target]), "password": PASSWORD})
+    r = await c.post(f"/orgs/{crew.org.slug}/transfer", {"member_id": str(crew.memberships[target]), "password": PASSWORD})
     assert r.status_code == 303 and r.headers["location"] == f"/orgs/{crew.org.slug}"
     roles = await roles_of(su, crew.org)
-    assert roles[crew.ids[target]] == "owner" and roles[crew.ids["owner"]] == "member"
+    assert roles[crew.memberships[target]] == "owner" and roles[crew.memberships["owner"]] == "member"
     assert await owner_count(su, crew.org) == 1
     evs = await events(su, crew.org, "org.ownership_transferred")
     assert len(evs) == 1
-    assert evs[0]["actor_id"] == crew.org.owner.id and evs[0]["target_id"] == str(crew.ids[target])
+    assert evs[0]["actor_id"] == crew.org.owner.id and evs[0]["target_id"] == str(crew.memberships[target])
     assert f'"new_owner_role": "{target}"' in evs[0]["before"] and '"previous_owner_role": "member"' in evs[0]["after"]
     dash = await c.get(r.headers["location"])
     assert "is now the owner" in text_of(dash)
     # the very next request sees the new roles
     assert (await c.get(f"/orgs/{crew.org.slug}/settings")).status_code == 403
-    assert (await c.post(f"/orgs/{crew.org.slug}/members/{crew.ids[target]}/role", {"role": "member"})).status_code == 403
+    assert (await c.post(f"/orgs/{crew.org.slug}/members/{crew.memberships[target]}/role", {"role": "member"})).status_code == 403
     new_owner = await client_for(crew.users[target])
     assert (await new_owner.get(f"/orgs/{crew.org.slug}/settings")).status_code == 200
     # and the previous owner may now leave
@@ -402,14 +395,14 @@ async def test_transfer_refusals_write_nothing(crew, make_org, make_member, su, 
     c = await client_for(crew.org.owner)
     url = f"/orgs/{crew.org.slug}/transfer"
     before = await snapshot(crew.org.id)
-    target = str(crew.ids["member"])
+    target = str(crew.memberships["member"])
 
     r = await c.post(url, {"member_id": target, "password": "wrong-password-123"})
     assert r.status_code == 422 and "That password isn't right." in text_of(r)
     assert f'value="{target}" selected' in r.text and "wrong-password-123" not in r.text
     r = await c.post(url, {})
     assert r.status_code == 422 and "Choose the member" in text_of(r) and "Enter your password" in text_of(r)
-    r = await c.post(url, {"member_id": str(crew.ids["owner"]), "password": PASSWORD})
+    r = await c.post(url, {"member_id": str(crew.memberships["owner"]), "password": PASSWORD})
     assert r.status_code == 422 and "already own" in text_of(r)
     for bad in (str(stranger_mid), str(uuid.uuid4()), "nope", "\x00nope", "x" * 3000):
         r = await c.post(url, {"member_id": bad, "password": PASSWORD})
@@ -424,7 +417,7 @@ async def test_non_owners_cannot_transfer(crew, client_for, snapshot, actor):
     c = await client_for(crew.users[actor])
     before = await snapshot(crew.org.id)
     assert (await c.get(f"/orgs/{crew.org.slug}/transfer")).status_code == 403
-    r = await c.post(f"/orgs/{crew.org.slug}/transfer", {"member_id": str(crew.ids[actor]), "password": PASSWORD})
+    r = await c.post(f"/orgs/{crew.org.slug}/transfer", {"member_id": str(crew.memberships[actor]), "password": PASSWORD})
     assert r.status_code == 403
     assert await snapshot(crew.org.id) == before
 
@@ -435,10 +428,10 @@ async def test_transfer_password_guessing_is_throttled(crew, client_for, snapsho
     c = await client_for(crew.org.owner)
     url = f"/orgs/{crew.org.slug}/transfer"
     for _ in range(service.REAUTH_MAX_FAILURES):
-        r = await c.post(url, {"member_id": str(crew.ids["member"]), "password": "not-the-password"})
+        r = await c.post(url, {"member_id": str(crew.memberships["member"]), "password": "not-the-password"})
         assert r.status_code == 422
     before = await snapshot(crew.org.id)
-    r = await c.post(url, {"member_id": str(crew.ids["member"]), "password": PASSWORD})
+    r = await c.post(url, {"member_id": str(crew.memberships["member"]), "password": PASSWORD})
     assert r.status_code == 429 and "Too many sign-in attempts" in text_of(r) and int(r.headers["retry-after"]) > 0
     assert await snapshot(crew.org.id) == before
 
@@ -467,9 +460,9 @@ async def test_every_member_post_without_csrf_is_refused_and_writes_nothing(crew
     member = await client_for(crew.users["member"])
     base = f"/orgs/{crew.org.slug}"
     for c, url, data in (
-        (owner, f"{base}/members/{crew.ids['member']}/role", {"role": "billing_admin"}),
-        (owner, f"{base}/members/{crew.ids['member']}/remove", {}),
-        (owner, f"{base}/transfer", {"member_id": str(crew.ids["member"]), "password": PASSWORD}),
+        (owner, f"{base}/members/{crew.memberships['member']}/role", {"role": "billing_admin"}),
+        (owner, f"{base}/members/{crew.memberships['member']}/remove", {}),
+        (owner, f"{base}/transfer", {"member_id": str(crew.memberships["member"]), "password": PASSWORD}),
         (member, f"{base}/leave", {}),
     ):
         r = await c.post(url, data, csrf=False)
@@ -481,12 +474,12 @@ async def test_injected_org_and_role_fields_are_ignored(crew, make_org, client_f
     other = await make_org()
     c = await client_for(crew.org.owner)
     r = await c.post(
-        f"/orgs/{crew.org.slug}/members/{crew.ids['member']}/role",
+        f"/orgs/{crew.org.slug}/members/{crew.memberships['member']}/role",
         {"role": "billing_admin", "org_id": str(other.id), "org": other.slug, "user_id": str(other.owner.id)},
         headers={"X-Org-Id": str(other.id)},
     )
     assert r.status_code == 303
-    assert (await roles_of(su, crew.org))[crew.ids["member"]] == "billing_admin"
+    assert (await roles_of(su, crew.org))[crew.memberships["member"]] == "billing_admin"
     assert await owner_count(su, other) == 1 and await su.fetchval("SELECT count(*) FROM audit_event WHERE org_id = $1 AND action LIKE 'member.%'", other.id) == 0
 
 
@@ -499,7 +492,7 @@ async def test_database_refuses_a_second_owner(database, crew):
         async with conn.transaction():
             await conn.execute("SELECT set_config('app.org_id', $1, true)", str(crew.org.id))
             with pytest.raises(asyncpg.UniqueViolationError):
-                await conn.execute("UPDATE membership SET role = 'owner' WHERE id = $1", crew.ids["member"])
+                await conn.execute("UPDATE membership SET role = 'owner' WHERE id = $1", crew.memberships["member"])
     finally:
         await conn.close()
 

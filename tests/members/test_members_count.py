@@ -7,14 +7,7 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
-from tests.test_members_helpers import assert_member_count_exact
-
-
-@pytest.fixture
-async def app_conn(database):
-    conn = await asyncpg.connect(database.app_url)
-    yield conn
-    await conn.close()
+from tests.factories import assert_member_count_exact
 
 
 async def in_org(conn: asyncpg.Connection, org_id) -> None:

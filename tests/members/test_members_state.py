@@ -29,8 +29,7 @@ from hypothesis.stateful import (
 
 from portal.members.service import REAUTH_MAX_FAILURES, grantable
 from portal.tenancy.permissions import Role
-from tests.conftest import PASSWORD
-from tests.test_members_helpers import NON_OWNER, assert_member_count_exact
+from tests.factories import NON_OWNER, PASSWORD, assert_member_count_exact, membership_id
 
 ROLE_CHOICES = (*NON_OWNER, *NON_OWNER, "owner", "superuser")
 MAX_PEOPLE = 7
@@ -57,7 +56,7 @@ async def test_membership_state_machine(su, make_org, make_member, make_user, cl
             self.granted: list[tuple[str, str]] = []  # (actor role, role granted), every success
 
         async def _mid(self, user):
-            return await su.fetchval("SELECT id FROM membership WHERE org_id = $1 AND user_id = $2", self.org.id, user.id)
+            return await membership_id(su, self.org, user)
 
         def person(self, who: tuple[str, int]):
             kind, i = who
@@ -127,7 +126,8 @@ async def test_membership_state_machine(su, make_org, make_member, make_user, cl
             if expected == 303:
                 del self.roles[target.id]
                 # their very next request has lost the org
-                assert run(self.clients[target.id].get(f"/orgs/{self.org.slug}")).status_code == 404
+                status = run(self.clients[target.id].get(f"/orgs/{self.org.slug}")).status_code
+                assert status == 404, status
 
         @rule(a=WHO)
         def leave(self, a):
@@ -170,17 +170,21 @@ async def test_membership_state_machine(su, make_org, make_member, make_user, cl
         def visit(self, a):
             user = self.person(a)
             r = run(self.clients[user.id].get(f"/orgs/{self.org.slug}/members"))
-            assert r.status_code == (200 if user.id in self.roles else 404)
+            expected = 200 if user.id in self.roles else 404
+            assert r.status_code == expected, (expected, r.status_code)
             if r.status_code == 200:
                 n = len(self.roles)
-                assert f"{n:,} {'member' if n == 1 else 'members'} in" in r.text
+                count = f"{n:,} {'member' if n == 1 else 'members'} in"
+                assert count in r.text, count
 
         # -- invariants -------------------------------------------------------------------------
         @invariant()
         def database_agrees_with_the_model(self):
             rows = run(su.fetch("SELECT user_id, role FROM membership WHERE org_id = $1", self.org.id))
-            assert {r["user_id"]: r["role"] for r in rows} == self.roles
-            assert [r["role"] for r in rows].count("owner") == 1
+            in_database = {r["user_id"]: r["role"] for r in rows}
+            assert in_database == self.roles, (in_database, self.roles)
+            owners = [r["role"] for r in rows].count("owner")
+            assert owners == 1, owners
 
         @invariant()
         def member_count_is_exact(self):
@@ -188,7 +192,8 @@ async def test_membership_state_machine(su, make_org, make_member, make_user, cl
 
         @invariant()
         def nobody_granted_above_their_own(self):
-            assert all(grantable(Role(actor), Role(role)) for actor, role in self.granted)
+            above = [(actor, role) for actor, role in self.granted if not grantable(Role(actor), Role(role))]
+            assert above == [], above
             bad = run(
                 su.fetchval(
                     """SELECT count(*) FROM audit_event e
@@ -196,7 +201,7 @@ async def test_membership_state_machine(su, make_org, make_member, make_user, cl
                     self.org.id,
                 )
             )
-            assert bad == 0
+            assert bad == 0, bad
 
     Membership.TestCase.settings = settings(
         max_examples=25,

@@ -14,7 +14,7 @@ import pytest
 
 from bench import noisy
 from portal.db import engine as db
-from tests.conftest import PASSWORD, PASSWORD_HASH, Client, unique
+from tests.factories import PASSWORD_HASH, Client, unique
 from tests.servers import portal_server, server_log
 
 

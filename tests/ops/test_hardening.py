@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from portal.tenancy import context
-from tests.conftest import PASSWORD, Client, unique
+from tests.factories import PASSWORD, Client, unique
 
 
 async def test_parallel_wrong_passwords_are_all_counted(app, make_user):

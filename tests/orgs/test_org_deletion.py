@@ -13,9 +13,9 @@ import pytest
 
 from portal.db import registry
 from portal.exports.worker import ExportWorker
-from tests.conftest import PASSWORD, text_of
-from tests.test_exports_engine import Gate, big_org, paused_worker, start_paused
-from tests.test_exports_helpers import export_and_download, has, request_export, seed
+from tests.archive import export_and_download, request_export
+from tests.concurrency import ChunkGate, paused_worker, start_paused
+from tests.factories import PASSWORD, has, org_with_events, seed, text_of
 
 
 async def tenant_counts(su, org_id) -> dict[str, int]:
@@ -158,10 +158,10 @@ async def test_danger_zone_form_is_labelled_and_has_no_inline_code(client_for, m
 
 async def test_deleting_an_org_while_its_export_runs(client_for, make_org, su):
     """The running export stops quietly at its next write; nothing of the org is left."""
-    org = await big_org(make_org, su)
+    org = await org_with_events(make_org, su)
     owner = await client_for(org.owner)
     await request_export(owner, org)
-    gate = Gate(after=2)
+    gate = ChunkGate(after=2)
     task = await start_paused(paused_worker(gate), gate, org)
     r = await owner.post(f"/orgs/{org.slug}/delete", {"confirm": org.slug, "password": PASSWORD})
     assert r.status_code == 303

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from litestar import get
 
-from tests.conftest import Client, text_of, unique
+from tests.factories import Client, text_of, unique
 
 SECURITY_HEADERS = {
     "content-security-policy": "default-src 'self'",
@@ -88,7 +88,7 @@ async def test_taken_slug_explains(client_for, make_org, make_user):
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(name=st.text(max_size=500), slug=st.text(max_size=200))
 async def test_org_form_fuzz_never_500(app, make_user, name, slug):
-    from tests.conftest import Client as _C
+    from tests.factories import Client as _C
     from portal.accounts import sessions
 
     user = await make_user()

@@ -13,8 +13,7 @@ from portal.db import engine as db
 from portal.resources.connections import kinds
 from portal.resources.connections.service import KINDS, config_problem
 from portal.tenancy import scope as tenancy
-from tests.conftest import text_of, unique
-from tests.test_resources_helpers import events
+from tests.factories import events, text_of, unique
 
 # The keys each kind accepts, written out here rather than read from the code under test.
 ACCEPTED = {

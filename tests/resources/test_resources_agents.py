@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import text_of
-from tests.test_resources_helpers import add_agent, add_workflow, events
+from tests.factories import add_agent, add_workflow, events, text_of
 
 
 @pytest.fixture

@@ -13,8 +13,7 @@ import pytest
 
 from portal.resources import crypto
 from portal.resources.connections.service import KINDS
-from tests.conftest import text_of
-from tests.test_resources_helpers import events
+from tests.factories import events, text_of
 
 
 @pytest.fixture

@@ -11,18 +11,8 @@ import asyncpg
 import pytest
 
 from portal.tenancy.permissions import Perm
-from tests.conftest import unique
-from tests.test_resources_helpers import (
-    DEFINITION,
-    RESOURCE_SECTIONS,
-    ROLES,
-    add_agent,
-    add_team,
-    feature_routes,
-    fill,
-    handler_for,
-    make_world,
-)
+from tests.factories import DEFINITION, ROLES, add_agent, add_team, unique
+from tests.routes import ORG_PREFIX, fill, handler_for, live_routes
 
 # SPEC §2, the rows this feature touches, written out from the table (not from the code's matrix).
 EVERYONE = {"owner", "billing_admin", "compliance_officer", "member"}
@@ -33,6 +23,13 @@ SPEC = {
     "view audit log, download audit CSV, access report": (Perm.AUDIT, {"owner", "compliance_officer"}),
 }
 MANAGE_PAGES = ("/new", "/edit", "/delete")  # GET pages that exist only to change something
+RESOURCE_SECTIONS = ("agents", "workflows", "connections", "teams")
+SECTIONS = (*RESOURCE_SECTIONS, "billing", "audit", "audit.csv", "access-report", "access-report.csv")
+
+
+def feature_routes(app) -> list[tuple[str, str]]:
+    """(method, path template) of every route of this feature, read from the live route table."""
+    return [(method, path) for method, path in live_routes(app) if path.startswith(ORG_PREFIX + "/") and path.split("/")[3] in SECTIONS]
 
 
 def main_of(r) -> str:
@@ -98,20 +95,20 @@ async def _count_events(su, org_id) -> int:
 
 
 @pytest.mark.parametrize("who", [*ROLES, "outsider", "anonymous"])
-async def test_role_matrix(app, who, su, make_org, make_member, make_user, client_for, client, snapshot):
+async def test_role_matrix(app, who, make_world, su, make_org, make_member, make_user, client_for, client, snapshot):
     """Every route × method for one kind of caller: the SPEC's answer, and nothing written when
     refused. Unsafe routes run against a fresh org each, so earlier ones can't change later ones."""
     problems = []
-    shared = await make_world(su, make_org, make_member)
+    shared = await make_world()
     outsider = await make_user()
     await make_member(await make_org(), "member", outsider)  # a member, but of another org
     for method, path in feature_routes(app):
-        world = shared if method == "GET" else await make_world(su, make_org, make_member)
+        world = shared if method == "GET" else await make_world()
         if who == "anonymous":
             caller = client
         else:
             caller = await client_for(outsider if who == "outsider" else world.users[who])
-        url = fill(path, world.ids())
+        url = fill(path, world.params)
         _, allowed = SPEC[spec_row(method, path)]
         before = await snapshot(world.org.id)
         events_before = await _count_events(su, world.org.id)
@@ -138,15 +135,15 @@ async def test_role_matrix(app, who, su, make_org, make_member, make_user, clien
     assert problems == []
 
 
-async def test_unsafe_routes_without_csrf_token_are_refused_and_write_nothing(app, su, make_org, make_member, client_for, snapshot):
+async def test_unsafe_routes_without_csrf_token_are_refused_and_write_nothing(app, make_world, su, client_for, snapshot):
     problems = []
     for method, path in feature_routes(app):
         if method == "GET":
             continue
-        world = await make_world(su, make_org, make_member)
+        world = await make_world()
         c = await client_for(world.users["owner"])
         before = await snapshot(world.org.id)
-        r = await c.post(fill(path, world.ids()), valid_form(method, path, world), csrf=False)
+        r = await c.post(fill(path, world.params), valid_form(method, path, world), csrf=False)
         if r.status_code != 403 or await snapshot(world.org.id) != before:
             problems.append((path, r.status_code))
     assert problems == []
@@ -157,16 +154,16 @@ async def test_unsafe_routes_without_csrf_token_are_refused_and_write_nothing(ap
 ID_PARAMS = ("agent_id", "workflow_id", "connection_id", "team_id", "membership_id")
 
 
-async def test_every_id_of_another_org_is_404_and_changes_nothing(app, su, make_org, make_member, client_for, snapshot):
+async def test_every_id_of_another_org_is_404_and_changes_nothing(app, make_world, su, client_for, snapshot):
     """Org A's owner, on A's URLs, with each id replaced by the matching id of org B."""
-    a = await make_world(su, make_org, make_member)
-    b = await make_world(su, make_org, make_member)
+    a = await make_world()
+    b = await make_world()
     c = await client_for(a.users["owner"])
     problems, checked = [], 0
     for method, path in feature_routes(app):
         params = [p for p in ID_PARAMS if "{" + p + "}" in path]
         for param in params:
-            values = {**a.ids(), param: b.ids()[param]}
+            values = {**a.params, param: b.params[param]}
             before_a, before_b = await snapshot(a.org.id), await snapshot(b.org.id)
             url = fill(path, values)
             r = await (c.get(url) if method == "GET" else c.post(url, valid_form(method, path, a)))
@@ -180,14 +177,14 @@ async def test_every_id_of_another_org_is_404_and_changes_nothing(app, su, make_
 
 
 @pytest.mark.parametrize("bad", ["not-a-uuid", "1", "00000000-0000-0000-0000-000000000000", "%20", "x" * 200, "' OR 1=1 --"])
-async def test_malformed_or_unknown_ids_are_the_same_404(app, su, make_org, make_member, client_for, bad):
-    world = await make_world(su, make_org, make_member)
+async def test_malformed_or_unknown_ids_are_the_same_404(app, make_world, su, client_for, bad):
+    world = await make_world()
     c = await client_for(world.users["owner"])
     reference = await c.get(f"/orgs/{world.org.slug}/agents/{'0' * 8}-0000-0000-0000-{'0' * 12}")
     for method, path in feature_routes(app):
         if not any("{" + p + "}" in path for p in ID_PARAMS):
             continue
-        values = {**world.ids(), **{p: bad for p in ID_PARAMS}}
+        values = {**world.params, **{p: bad for p in ID_PARAMS}}
         url = fill(path, values)
         r = await (c.get(url) if method == "GET" else c.post(url, valid_form(method, path, world)))
         assert r.status_code == 404, (method, url, r.status_code)
@@ -195,9 +192,9 @@ async def test_malformed_or_unknown_ids_are_the_same_404(app, su, make_org, make
     assert reference.status_code == 404 and "find that page" in main_of(reference)
 
 
-async def test_ids_of_another_org_in_forms_are_404_too(su, make_org, make_member, client_for, snapshot):
-    a = await make_world(su, make_org, make_member)
-    b = await make_world(su, make_org, make_member)
+async def test_ids_of_another_org_in_forms_are_404_too(make_world, su, client_for, snapshot):
+    a = await make_world()
+    b = await make_world()
     c = await client_for(a.users["owner"])
     before_a, before_b = await snapshot(a.org.id), await snapshot(b.org.id)
     base = f"/orgs/{a.org.slug}"
@@ -211,9 +208,9 @@ async def test_ids_of_another_org_in_forms_are_404_too(su, make_org, make_member
     assert await snapshot(a.org.id) == before_a and await snapshot(b.org.id) == before_b
 
 
-async def test_injected_org_fields_are_ignored(su, make_org, make_member, client_for):
-    a = await make_world(su, make_org, make_member)
-    b = await make_world(su, make_org, make_member)
+async def test_injected_org_fields_are_ignored(make_world, su, client_for):
+    a = await make_world()
+    b = await make_world()
     c = await client_for(a.users["member"])
     r = await c.post(
         f"/orgs/{a.org.slug}/agents",
@@ -227,22 +224,15 @@ async def test_injected_org_fields_are_ignored(su, make_org, make_member, client
 # -- the database refuses cross-org references --------------------------------------------------
 
 
-@pytest.fixture
-async def app_conn(database):
-    conn = await asyncpg.connect(database.app_url)
-    yield conn
-    await conn.close()
-
-
 async def _as_tenant(conn, org_id, sql: str, *args):
     async with conn.transaction():
         await conn.execute("SELECT set_config('app.org_id', $1, true)", str(org_id))
         return await conn.execute(sql, *args)
 
 
-async def test_database_refuses_cross_org_references_as_the_app_role(app_conn, su, make_org, make_member):
-    a = await make_world(su, make_org, make_member)
-    b = await make_world(su, make_org, make_member)
+async def test_database_refuses_cross_org_references_as_the_app_role(app_conn, make_world, su):
+    a = await make_world()
+    b = await make_world()
     refused = [
         # a workflow of A run by B's agent
         ("INSERT INTO workflow (org_id, name, agent_id) VALUES ($1, 'x', $2)", a.org.id, b.agent_used),
@@ -278,16 +268,16 @@ async def test_names_are_unique_per_org_case_insensitively_but_free_across_orgs(
         await add_team(su, a.id, "OPS")
 
 
-async def test_removing_someone_from_the_org_removes_them_from_its_teams(su, make_org, make_member):
-    world = await make_world(su, make_org, make_member)
+async def test_removing_someone_from_the_org_removes_them_from_its_teams(make_world, su):
+    world = await make_world()
     assert await su.fetchval("SELECT count(*) FROM team_member WHERE membership_id = $1", world.team_member) == 1
     await su.execute("DELETE FROM membership WHERE id = $1", world.team_member)
     assert await su.fetchval("SELECT count(*) FROM team_member WHERE membership_id = $1", world.team_member) == 0
     assert await su.fetchval("SELECT count(*) FROM team WHERE id = $1", world.team) == 1
 
 
-async def test_deleting_the_org_cascades_through_every_resource(su, make_org, make_member):
-    world = await make_world(su, make_org, make_member)
+async def test_deleting_the_org_cascades_through_every_resource(make_world, su):
+    world = await make_world()
     await su.execute("DELETE FROM organization WHERE id = $1", world.org.id)
     for table in ("agent", "workflow", "connection", "team", "team_member"):
         assert await su.fetchval(f"SELECT count(*) FROM {table} WHERE org_id = $1", world.org.id) == 0, table

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from bench.recorder import count_statements
-from tests.test_resources_helpers import DEFINITION
+from tests.factories import DEFINITION
 
 PAGES = [
     "",

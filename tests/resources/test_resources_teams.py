@@ -3,15 +3,7 @@ email, and leaving the org drops people from its teams."""
 
 from __future__ import annotations
 
-import pytest
-
-from tests.conftest import text_of
-from tests.test_resources_helpers import add_team, events, make_world
-
-
-@pytest.fixture
-async def world(su, make_org, make_member):
-    return await make_world(su, make_org, make_member)
+from tests.factories import add_team, events, text_of
 
 
 async def test_create_team_then_add_and_remove_members_without_javascript(world, client_for, su):

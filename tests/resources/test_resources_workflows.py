@@ -7,8 +7,7 @@ import json
 
 import pytest
 
-from tests.conftest import text_of
-from tests.test_resources_helpers import DEFINITION, add_agent, add_workflow, events
+from tests.factories import DEFINITION, add_agent, add_workflow, events, text_of
 
 
 @pytest.fixture

@@ -55,13 +55,6 @@ async def test_app_role_privileges_are_exactly_declared(su):
     assert actual["audit_event"] == {"SELECT", "INSERT"}
 
 
-@pytest.fixture
-async def app_conn(database):
-    conn = await asyncpg.connect(database.app_url)
-    yield conn
-    await conn.close()
-
-
 async def test_no_org_set_means_tenant_tables_read_empty(app_conn, make_org):
     await make_org()
     for name in registry.TENANT_TABLES:
@@ -102,17 +95,18 @@ async def test_one_owner_per_org_is_enforced_by_the_database(su, make_org, make_
         await su.execute("UPDATE membership SET role = 'owner' WHERE org_id = $1 AND user_id = $2", org.id, other.id)
 
 
-async def test_pool_of_one_sees_only_the_current_request_org(app, database, make_org, make_member, make_user):
+async def test_pool_of_one_sees_only_the_current_request_org(app, database, su, make_org, make_member, make_user):
     """Pool hygiene: one pooled connection serves org A then org B; B's request sees only B, and
     after each request the connection carries no tenant."""
     from portal.db import engine as db
-    from portal.db.tables import Membership
-    from tests.conftest import Client
+    from tests.factories import Client
 
     user = await make_user()
     a, b = await make_org(), await make_org()
     await make_member(a, "member", user)
     await make_member(b, "member", user)
+    for org in (a, b):
+        await su.execute("INSERT INTO agent (org_id, name, model) VALUES ($1, 'agent', 'gpt-4.1')", org.id)
     await db.close_pool()
     engine = db.bind(database.app_url)
     await db.start_pool(1)
@@ -121,8 +115,9 @@ async def test_pool_of_one_sees_only_the_current_request_org(app, database, make
             async with db.transaction(user_id=user.id):
                 from portal.tenancy import scope as tenancy
 
-                scope = await tenancy.enter(org.id)
-                rows = await scope.select(Membership, Membership.org_id)
+                await tenancy.enter(org.id)
+                # No org filter in the statement: row-level security alone keeps the other org out.
+                rows = await db.current_connection().fetch("SELECT org_id FROM agent")
                 assert {r["org_id"] for r in rows} == {org.id}
             async with engine.pool.acquire() as conn:
                 assert await conn.fetchval("SELECT current_setting('app.org_id', true)") in ("", None)

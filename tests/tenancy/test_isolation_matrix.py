@@ -6,92 +6,23 @@ user fields injected into forms, query strings and headers are ignored."""
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
-from dataclasses import dataclass, field
 from uuid import UUID
 
 import pytest
 
 from tests.access_matrix import ACCESS, PUBLIC, ROLES, SIGNED_IN, SPEC_HOLDERS
-from tests.conftest import PASSWORD, Client, unique
+from tests.factories import PASSWORD, Client, World, unique
+from tests.routes import fill, live_routes
 
 PERSONAS_OUTSIDE = ("outsider", "removed", "deleted_org_user")
-
-
-def live_routes(app) -> list[tuple[str, str]]:
-    out = set()
-    for route in app.routes:
-        for handler in getattr(route, "route_handlers", []):
-            for method in handler.http_methods - {"HEAD", "OPTIONS"}:
-                out.add((method, route.path_format))
-    return sorted(out)
 
 
 def test_every_live_route_has_a_row_in_the_access_table(app):
     live = {f"{m} {p}" for m, p in live_routes(app)}
     assert live - set(ACCESS) == set(), "declare these routes in tests/access_matrix.py"
     assert set(ACCESS) - live == set(), "stale rows in tests/access_matrix.py"
-
-
-@dataclass
-class World:
-    org_id: UUID
-    slug: str
-    users: dict = field(default_factory=dict)  # persona -> User
-    ids: dict = field(default_factory=dict)  # path param -> id
-
-
-async def build_world(su, make_org, make_member, make_user, *, with_outsiders: bool = True) -> World:
-    """An org with one person per role, every kind of object, and the outside personas."""
-    org = await make_org()
-    w = World(org.id, org.slug, {"owner": org.owner})
-    for role in ROLES[1:]:
-        w.users[role] = await make_member(org, role)
-    target = await make_member(org, "member")  # the member that role change / removal act on
-    mid = lambda user: su.fetchval("SELECT id FROM membership WHERE org_id = $1 AND user_id = $2", org.id, user.id)  # noqa: E731
-    w.ids["member_id"] = await mid(target)
-    agent = await su.fetchval("INSERT INTO agent (org_id, name, model) VALUES ($1, $2, 'gpt-5') RETURNING id", org.id, unique("agent"))
-    w.ids["agent_id"] = agent
-    w.ids["workflow_id"] = await su.fetchval(
-        "INSERT INTO workflow (org_id, name, agent_id, definition) VALUES ($1, $2, $3, '{\"steps\": []}') RETURNING id",
-        org.id, unique("wf"), agent,
-    )
-    w.ids["connection_id"] = await su.fetchval(
-        "INSERT INTO connection (org_id, name, kind) VALUES ($1, $2, 'openai') RETURNING id", org.id, unique("conn")
-    )
-    team = await su.fetchval("INSERT INTO team (org_id, name) VALUES ($1, $2) RETURNING id", org.id, unique("team"))
-    w.ids["team_id"] = team
-    w.ids["membership_id"] = w.ids["member_id"]
-    await su.execute("INSERT INTO team_member (org_id, team_id, membership_id) VALUES ($1, $2, $3)", org.id, team, w.ids["member_id"])
-    w.ids["invite_id"] = await su.fetchval(
-        """INSERT INTO invite (org_id, email, role, token_hash, invited_by, expires_at)
-           VALUES ($1, $2, 'member', $3, $4, now() + interval '7 days') RETURNING id""",
-        org.id, f"{unique('inv')}@example.test", hashlib.sha256(secrets.token_bytes(16)).hexdigest(), org.owner.id,
-    )
-    data = b"PK\x05\x06" + b"\x00" * 18  # an empty ZIP
-    job = await su.fetchval(
-        """INSERT INTO export_job (org_id, requested_by, requested_by_email, status, progress, size_bytes, sha256,
-                                   filename, finished_at, expires_at)
-           VALUES ($1, $2, $3, 'done', 100, $4, $5, 'x.zip', now(), now() + interval '1 day') RETURNING id""",
-        org.id, org.owner.id, org.owner.email, len(data), hashlib.sha256(data).hexdigest(),
-    )
-    await su.execute("INSERT INTO export_chunk (org_id, job_id, seq, data) VALUES ($1, $2, 0, $3)", org.id, job, data)
-    w.ids["export_id"] = job
-    w.ids["token"] = secrets.token_urlsafe(32)
-    w.ids["file_path"] = "app.css"
-    if with_outsiders:
-        other = await make_org()
-        w.users["outsider"] = other.owner  # an owner — of another org
-        removed = await make_member(org, "compliance_officer")
-        await su.execute("DELETE FROM membership WHERE org_id = $1 AND user_id = $2", org.id, removed.id)
-        w.users["removed"] = removed
-    return w
-
-
-def fill(path: str, ids: dict, slug: str) -> str:
-    return re.sub(r"\{(\w+)\}", lambda m: slug if m.group(1) == "slug" else str(ids[m.group(1)]), path)
 
 
 def denied_code(requirement: str, persona: str) -> int | None:
@@ -112,19 +43,15 @@ def is_login_redirect(r) -> bool:
 
 
 @pytest.fixture
-async def world(su, make_org, make_member, make_user):
-    return await build_world(su, make_org, make_member, make_user)
-
-
-@pytest.fixture
-async def deleted_world(su, make_org, make_member, make_user):
+async def deleted_world(su, make_world):
     """A user whose org was deleted, and that org's old ids."""
-    w = await build_world(su, make_org, make_member, make_user, with_outsiders=False)
-    await su.execute("DELETE FROM organization WHERE id = $1", w.org_id)
+    w = await make_world()
+    await su.execute("DELETE FROM organization WHERE id = $1", w.org.id)
     return w
 
 
-async def test_denials_match_the_table_and_write_nothing(app, world, deleted_world, client_for, snapshot):
+async def test_denials_match_the_table_and_write_nothing(app, make_world, deleted_world, client_for, snapshot):
+    world = await make_world(outsiders=True)
     clients = {"anonymous": Client(app)}
     for persona, user in world.users.items():
         clients[persona] = await client_for(user)
@@ -137,22 +64,22 @@ async def test_denials_match_the_table_and_write_nothing(app, world, deleted_wor
             if expected is None:
                 continue
             target = deleted_world if persona == "deleted_org_user" else world
-            url = fill(path, target.ids, target.slug)
-            before = await snapshot(world.org_id)
+            url = fill(path, target.params)
+            before = await snapshot(world.org.id)
             if method == "GET":
                 r = await c.get(url)
             else:
-                r = await c.post(url, {"name": "x", "role": "owner", "member_id": str(target.ids["member_id"])})
+                r = await c.post(url, {"name": "x", "role": "owner", "member_id": target.params["member_id"]})
             assert r.status_code == expected, (persona, method, path, r.status_code)
             if expected == 303:
                 assert is_login_redirect(r), (persona, method, path)
-            assert await snapshot(world.org_id) == before, (persona, method, path)
+            assert await snapshot(world.org.id) == before, (persona, method, path)
             checked += 1
     assert checked > 200
     await clients["anonymous"].aclose()
 
 
-async def test_every_allowed_role_gets_past_the_guard(app, su, make_org, make_member, make_user, client_for):
+async def test_every_allowed_role_gets_past_the_guard(app, make_world, client_for):
     """For each route and each role SPEC §2 allows: not a denial, not a crash (a fresh world per
     case, since allowed requests change things)."""
     checked = 0
@@ -161,9 +88,9 @@ async def test_every_allowed_role_gets_past_the_guard(app, su, make_org, make_me
         if requirement in (PUBLIC, SIGNED_IN) or not path.startswith("/orgs/{slug}"):
             continue
         for role in sorted(SPEC_HOLDERS[requirement]):
-            w = await build_world(su, make_org, make_member, make_user, with_outsiders=False)
+            w = await make_world()
             c = await client_for(w.users[role])
-            url = fill(path, w.ids, w.slug)
+            url = fill(path, w.params)
             r = await c.get(url) if method == "GET" else await c.post(url, {})
             assert r.status_code not in (403, 404) and r.status_code < 500, (role, method, path, r.status_code)
             assert not is_login_redirect(r)
@@ -177,15 +104,15 @@ def plausible_form(w: World) -> dict[str, str]:
     return {
         "role": "billing_admin", "name": unique("Name"), "description": "d", "model": "gpt-5", "status": "paused",
         "kind": "openai", "config": "{}", "secret": "s3cret-value", "definition": '{"steps": []}',
-        "agent_id": str(w.ids["agent_id"]), "membership_id": str(w.ids["membership_id"]), "enabled": "false",
-        "email": f"{unique('p')}@example.test", "member_id": str(w.ids["member_id"]), "confirm": w.slug,
+        "agent_id": w.params["agent_id"], "membership_id": w.params["membership_id"], "enabled": "false",
+        "email": f"{unique('p')}@example.test", "member_id": w.params["member_id"], "confirm": w.org.slug,
         "password": PASSWORD,
     }
 
 
-async def test_every_path_id_of_another_org_is_a_404_and_changes_nothing(app, su, make_org, make_member, make_user, client_for, snapshot):
-    mine = await build_world(su, make_org, make_member, make_user, with_outsiders=False)
-    theirs = await build_world(su, make_org, make_member, make_user, with_outsiders=False)
+async def test_every_path_id_of_another_org_is_a_404_and_changes_nothing(app, su, make_world, client_for, snapshot):
+    mine = await make_world()
+    theirs = await make_world()
     owner = await client_for(mine.users["owner"])
     checked = 0
     for method, path in live_routes(app):
@@ -193,12 +120,12 @@ async def test_every_path_id_of_another_org_is_a_404_and_changes_nothing(app, su
         if not path.startswith("/orgs/{slug}") or not params:
             continue
         for swapped in params:
-            ids = dict(mine.ids, **{swapped: theirs.ids[swapped]})
-            before = await org_state(su, snapshot, theirs.org_id)
-            url = fill(path, ids, mine.slug)
+            params = dict(mine.params, **{swapped: theirs.params[swapped]})
+            before = await org_state(su, snapshot, theirs.org.id)
+            url = fill(path, params)
             r = await owner.get(url) if method == "GET" else await owner.post(url, plausible_form(mine))
             assert r.status_code == 404, (method, path, swapped, r.status_code)
-            assert await org_state(su, snapshot, theirs.org_id) == before
+            assert await org_state(su, snapshot, theirs.org.id) == before
             checked += 1
     assert checked > 30
 
@@ -216,34 +143,34 @@ async def org_state(su, snapshot, org_id: UUID) -> dict:
     return state
 
 
-async def test_injected_org_role_and_user_fields_are_ignored(app, su, make_org, make_member, make_user, client_for, snapshot):
+async def test_injected_org_role_and_user_fields_are_ignored(app, su, make_world, client_for, snapshot):
     """Every unsafe org route, called by its least-privileged allowed role with org/role/user fields
     pointing elsewhere — in the form, the query string and headers: the other org is untouched,
     and nobody's role rises."""
-    victim = await build_world(su, make_org, make_member, make_user, with_outsiders=False)
+    victim = await make_world()
     checked = 0
     for method, path in live_routes(app):
         requirement = ACCESS[f"{method} {path}"]
         if method == "GET" or not path.startswith("/orgs/{slug}"):
             continue
         role = sorted(SPEC_HOLDERS[requirement], key=ROLES.index)[-1]
-        w = await build_world(su, make_org, make_member, make_user, with_outsiders=False)
+        w = await make_world()
         c = await client_for(w.users[role])
         injected = {
-            "org_id": str(victim.org_id), "org": victim.slug, "slug": victim.slug, "role": "owner",
+            "org_id": str(victim.org.id), "org": victim.org.slug, "slug": victim.org.slug, "role": "owner",
             "user_id": str(victim.users["owner"].id), "owner": str(w.users[role].id),
         }
-        before = await org_state(su, snapshot, victim.org_id)
+        before = await org_state(su, snapshot, victim.org.id)
         query = "&".join(f"{k}={v}" for k, v in injected.items())
-        url = fill(path, w.ids, w.slug) + "?" + query
+        url = fill(path, w.params) + "?" + query
         headers = {f"X-{k.replace('_', '-')}": v for k, v in injected.items()}
         r = await c.post(url, {**injected, "name": unique("Injected")}, headers=headers)
         assert r.status_code < 500, (method, path, r.status_code)
-        assert await org_state(su, snapshot, victim.org_id) == before, (method, path)
-        owners = await su.fetchval("SELECT count(*) FROM membership WHERE org_id = $1 AND role = 'owner'", w.org_id)
+        assert await org_state(su, snapshot, victim.org.id) == before, (method, path)
+        owners = await su.fetchval("SELECT count(*) FROM membership WHERE org_id = $1 AND role = 'owner'", w.org.id)
         assert owners == 1, (method, path)
         if role != "owner":
-            new_role = await su.fetchval("SELECT role FROM membership WHERE org_id = $1 AND user_id = $2", w.org_id, w.users[role].id)
+            new_role = await su.fetchval("SELECT role FROM membership WHERE org_id = $1 AND user_id = $2", w.org.id, w.users[role].id)
             assert new_role in (None, role), (method, path, new_role)  # unchanged (or left the org)
         checked += 1
     assert checked >= 25
@@ -266,24 +193,24 @@ def test_form_id_list_covers_every_id_field_the_code_reads():
     assert fields and fields <= {f for _, f in FORM_IDS}, fields
 
 
-async def test_every_form_id_of_another_org_is_refused(app, su, make_org, make_member, make_user, client_for, snapshot):
-    mine = await build_world(su, make_org, make_member, make_user, with_outsiders=False)
-    theirs = await build_world(su, make_org, make_member, make_user, with_outsiders=False)
+async def test_every_form_id_of_another_org_is_refused(app, su, make_world, client_for, snapshot):
+    mine = await make_world()
+    theirs = await make_world()
     owner = await client_for(mine.users["owner"])
     for path, field_name in FORM_IDS:
-        mine_before = await org_state(su, snapshot, mine.org_id)
-        theirs_before = await org_state(su, snapshot, theirs.org_id)
-        form = plausible_form(mine) | {field_name: str(theirs.ids["member_id" if field_name == "member_id" else field_name])}
-        r = await owner.post(fill(path, mine.ids, mine.slug), form)
+        mine_before = await org_state(su, snapshot, mine.org.id)
+        theirs_before = await org_state(su, snapshot, theirs.org.id)
+        form = plausible_form(mine) | {field_name: theirs.params[field_name]}
+        r = await owner.post(fill(path, mine.params), form)
         assert r.status_code == 404, (path, field_name, r.status_code)
-        assert await org_state(su, snapshot, theirs.org_id) == theirs_before
-        assert await org_state(su, snapshot, mine.org_id) == mine_before
+        assert await org_state(su, snapshot, theirs.org.id) == theirs_before
+        assert await org_state(su, snapshot, mine.org.id) == mine_before
 
 
-async def test_every_unsafe_route_refuses_a_missing_or_wrong_csrf_token(app, su, make_org, make_member, make_user, client_for, snapshot):
+async def test_every_unsafe_route_refuses_a_missing_or_wrong_csrf_token(app, su, make_world, client_for, snapshot):
     """SECURITY.md 24, swept over the route table: for every unsafe route, a caller the route
     would otherwise serve, without the token and with a forged one → 403, nothing written."""
-    w = await build_world(su, make_org, make_member, make_user, with_outsiders=False)
+    w = await make_world()
     checked = 0
     for method, path in live_routes(app):
         if method == "GET":
@@ -297,14 +224,14 @@ async def test_every_unsafe_route_refuses_a_missing_or_wrong_csrf_token(app, su,
         else:
             c = Client(app)
             await c.ensure_csrf()
-        url = fill(path, w.ids, w.slug)
+        url = fill(path, w.params)
         for token in (None, "forged-" + secrets.token_hex(32)):
-            before = await org_state(su, snapshot, w.org_id)
+            before = await org_state(su, snapshot, w.org.id)
             sessions_before = await su.fetchval("SELECT count(*) FROM user_session WHERE revoked_at IS NULL")
             form = plausible_form(w) | ({"_csrf_token": token} if token else {})
             r = await c.post(url, form, csrf=False)
             assert r.status_code == 403, (method, path, token is not None, r.status_code)
-            assert await org_state(su, snapshot, w.org_id) == before, (method, path)
+            assert await org_state(su, snapshot, w.org.id) == before, (method, path)
             assert await su.fetchval("SELECT count(*) FROM user_session WHERE revoked_at IS NULL") == sessions_before
             checked += 1
     assert checked > 60

@@ -20,8 +20,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
-from tests.conftest import PASSWORD, unique
-from tests.test_members_helpers import assert_member_count_exact
+from tests.factories import PASSWORD, assert_member_count_exact, unique
 
 NON_OWNER = ("member", "billing_admin", "compliance_officer")
 PEOPLE = 5
@@ -67,7 +66,8 @@ async def test_lifecycle_state_machine(app, su, make_user, client_for, monkeypat
             return run(su.fetchval("SELECT id FROM membership WHERE org_id = $1 AND user_id = $2", org["id"], person.id))
 
         def expect(self, r, code, what):
-            assert r.status_code == code, (what, code, r.status_code, r.text[:300] if r.status_code >= 500 else "")
+            body = r.text[:300] if r.status_code >= 500 else ""
+            assert r.status_code == code, (what, code, r.status_code, body)
 
         def guard(self, org, actor, allowed_roles):
             """The status the guard gives ``actor``, or None when the action may proceed."""
@@ -101,7 +101,7 @@ async def test_lifecycle_state_machine(app, su, make_user, client_for, monkeypat
             self.expect(r, code, "invite")
             if code == 303:
                 run(background.drain())
-                assert target.email in links
+                assert target.email in links, (target.email, sorted(links))
                 org["pending"][target.email] = (role, links.pop(target.email))
 
         @precondition(lambda self: any(o["pending"] for o in self.orgs))
@@ -197,11 +197,14 @@ async def test_lifecycle_state_machine(app, su, make_user, client_for, monkeypat
         def database_matches_the_model(self):
             for org in self.orgs:
                 rows = run(su.fetch("SELECT user_id, role FROM membership WHERE org_id = $1", org["id"]))
-                assert {r["user_id"]: r["role"] for r in rows} == org["roles"], org["slug"]
+                in_database = {r["user_id"]: r["role"] for r in rows}
+                assert in_database == org["roles"], (org["slug"], in_database, org["roles"])
                 if org["deleted"]:
-                    assert run(su.fetchval("SELECT count(*) FROM organization WHERE id = $1", org["id"])) == 0
+                    left = run(su.fetchval("SELECT count(*) FROM organization WHERE id = $1", org["id"]))
+                    assert left == 0, (org["slug"], left)
                 else:
-                    assert list(org["roles"].values()).count("owner") == 1
+                    owners = list(org["roles"].values()).count("owner")
+                    assert owners == 1, (org["slug"], owners)
                     run(assert_member_count_exact(su, org["id"], len(org["roles"])))
 
         @invariant()
@@ -211,7 +214,8 @@ async def test_lifecycle_state_machine(app, su, make_user, client_for, monkeypat
             org = self.orgs[-1]
             for person in self.people:
                 r = run(self.clients[person.id].get(f"/orgs/{org['slug']}"))
-                assert r.status_code == (200 if person.id in org["roles"] else 404), (org["slug"], r.status_code)
+                expected = 200 if person.id in org["roles"] else 404
+                assert r.status_code == expected, (org["slug"], expected, r.status_code)
 
     run_config = settings(
         max_examples=int(__import__("os").environ.get("LIFECYCLE_EXAMPLES", "20")),
