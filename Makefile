@@ -35,6 +35,7 @@ bench: $(STAMP)
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.noisy
+	$(BIN)/python -m bench.compare
 
 screenshots: $(STAMP)
 	PORTAL_SCREENSHOTS=docs/screenshots $(BIN)/pytest tests/browser -k screenshots

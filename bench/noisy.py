@@ -318,20 +318,7 @@ answer over-cap requests before the framework (a raw ASGI 429), and two workers.
 """
 
 
-def write_section(results, text: str) -> None:
-    current = results.read_text() if results.exists() else "# Benchmark results\n"
-    if SECTION_START in current:
-        head, rest = current.split(SECTION_START, 1)
-        tail = rest.split(SECTION_END, 1)[1] if SECTION_END in rest else ""
-        current = head + text.strip() + tail
-    else:
-        current = current.rstrip() + "\n\n" + text.strip() + "\n"
-    results.write_text(current)
-
-
 async def main() -> None:
-    from pathlib import Path
-
     from argon2 import PasswordHasher
 
     from portal.devdb import free_port, wait_for_port
@@ -369,9 +356,10 @@ async def main() -> None:
             proc.wait(timeout=15)
     finally:
         tdb.stop()
-    results = Path(__file__).resolve().parent / "results.md"
-    write_section(results, render(alone, attacked, pool=pool, hostile=hostile, seconds=seconds))
-    print(f"wrote the noisy-neighbour section of {results.name}")
+    from bench.run import write_section
+
+    write_section(SECTION_START, SECTION_END, render(alone, attacked, pool=pool, hostile=hostile, seconds=seconds))
+    print("wrote the noisy-neighbour section of results.md")
 
 
 if __name__ == "__main__":

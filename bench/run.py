@@ -56,7 +56,7 @@ async def make_session(su, slug: str) -> str:
 
 
 async def deep_cursor(su, slug: str, position: int) -> str:
-    from portal.members.service import encode_cursor
+    from portal.params import encode_cursor
 
     row = await su.fetchrow(
         """SELECT m.created_at, m.id FROM membership m JOIN organization o ON o.id = m.org_id
@@ -117,8 +117,23 @@ async def concurrency(env: dict, su_factory) -> dict:
         await db.close_pool()
 
 
-def serve(cmd: list[str], env: dict, port: int) -> subprocess.Popen:
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+def write_section(start: str, end: str, text: str) -> None:
+    """Put ``text`` (which begins with ``start`` and ends with ``end``) in bench/results.md in place of
+    the section between those markers, or at the end: the scripts of `make bench` each own one."""
+    current = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+    if start in current:
+        head, rest = current.split(start, 1)
+        tail = rest.split(end, 1)[1] if end in rest else ""
+        current = head + text.strip() + tail
+    else:
+        current = current.rstrip() + "\n\n" + text.strip() + "\n"
+    RESULTS.write_text(current)
+
+
+def serve(cmd: list[str], env: dict, port: int, cwd: Path | None = None) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     wait_for_port(port, timeout=60)
     time.sleep(0.5)
     return proc
