@@ -9,7 +9,7 @@ import base64
 import binascii
 import json
 import re
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 from uuid import UUID
 
@@ -69,11 +69,15 @@ def encode_cursor(*key: Any) -> str:
 
 
 def _typed(kind: type, value: Any) -> Any:
+    if kind in (datetime, UUID, str):
+        if not isinstance(value, str) or "\x00" in value:
+            raise ValueError("not a string")
+        value.encode("utf-8")  # a lone surrogate raises: PostgreSQL would refuse it
     if kind is datetime:
         at = datetime.fromisoformat(value)
         if at.tzinfo is None:
             raise ValueError("naive time")
-        return at
+        return at.astimezone(timezone.utc)  # year 1 or 9999 with an offset overflows here, not in the driver
     if kind is UUID:
         return UUID(value)
     if not isinstance(value, kind) or isinstance(value, bool):
@@ -91,5 +95,5 @@ def decode_cursor(raw: str | None, *kinds: type) -> tuple | None:
         if not isinstance(values, list) or len(values) != len(kinds):
             return None
         return tuple(_typed(kind, value) for kind, value in zip(kinds, values))
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError, OverflowError):
+    except (ValueError, TypeError, AttributeError, binascii.Error, UnicodeError, OverflowError, RecursionError):
         return None

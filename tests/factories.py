@@ -65,8 +65,8 @@ _addresses = itertools.count(1)
 def _client_address() -> str:
     """A fresh client address per client: never reused within a run (Hypothesis re-seeds
     ``random`` per example, and throttles count per address)."""
-    n = next(_addresses)
-    return f"10.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255 or 1}"
+    block, host = divmod(next(_addresses), 254)  # hosts .1 to .254: no two clients share one
+    return f"10.{(block >> 8) & 255}.{block & 255}.{host + 1}"
 
 
 class Client:

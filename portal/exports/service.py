@@ -123,11 +123,14 @@ async def get_job(ctx: OrgContext, export_id: str) -> dict:
     return _view(row)
 
 
-async def open_download(ctx: OrgContext, export_id: str) -> dict:
-    """The job, if its archive is complete and not expired (and audit the download); else 404."""
+async def open_download(ctx: OrgContext, export_id: str, *, head: bool = False) -> dict:
+    """The job, if its archive is complete and not expired (and audit the download, unless the
+    request is a HEAD that downloads nothing); else 404."""
     job = await get_job(ctx, export_id)
     if not job["downloadable"]:
         raise NotFound("This export is not available for download. It may still be in progress, have failed, or have expired.")
+    if head:
+        return job
     await audit.record(
         ctx, Action.EXPORT_DOWNLOADED, target=("export", job["id"], job["filename"]),
         after={"size_bytes": job["size_bytes"], "sha256": job["sha256"]},

@@ -40,6 +40,8 @@ _SAFE = re.compile(r"[A-Za-z0-9._~-]*")
 
 def _quote(value: Any) -> str:
     text = str(value)  # slugs and UUIDs are already safe: quoting them is the slow path
+    if text in (".", ".."):
+        return text.replace(".", "%2E")  # never a dot segment that moves up the path
     return text if _SAFE.fullmatch(text) else quote(text, safe="")
 
 

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from portal import clock
 from portal.mail import background
-from tests.factories import PASSWORD, Client, confirm, mail_to, text_of, unique, verify_path
+from tests.factories import PASSWORD, Client, confirm, mail_to, sign_up, text_of, unique, verify_path
 from tests.mail_sink import outbox_messages
 
 
@@ -57,6 +57,21 @@ async def test_signup_with_a_taken_email_says_nothing_about_it(app, outbox, make
     assert r.status_code == 303
     page = await c.get(r.headers["location"])
     assert "already exists" not in page.text and "Check your inbox" in page.text
+    await c.aclose()
+
+
+async def test_one_mailbox_has_one_spelling_and_one_account(app, su, outbox):
+    """A domain typed in Unicode is the same mailbox as its ASCII form: no second account, and the
+    address is stored in ASCII. A Unicode part before the @ is refused."""
+    name = unique("dup")
+    c = Client(app)
+    await sign_up(c, f"{name}@example.test")
+    await sign_up(c, f"{name}@ｅxample.test")  # a full-width e
+    await sign_up(c, f"{name}@bücher.test")
+    rows = await su.fetch("SELECT email FROM app_user WHERE email LIKE $1 ORDER BY email", f"{name}@%")
+    assert [r["email"] for r in rows] == [f"{name}@example.test", f"{name}@xn--bcher-kva.test"]
+    r = await c.post("/signup", {"email": "jö@example.test", "name": "Jo", "password": "a long enough password"})
+    assert r.status_code == 422 and "valid email address" in r.text
     await c.aclose()
 
 
