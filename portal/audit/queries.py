@@ -26,7 +26,7 @@ from portal.audit.redact import in_audit_event
 from portal.db import engine as db
 from portal.db import registry
 from portal.errors import Invalid
-from portal.params import decode_cursor, encode_cursor
+from portal.params import decode_cursor, encode_cursor, search_text
 from portal.tenancy.context import OrgContext, org_transaction
 from portal.tenancy.permissions import ROLE_LABELS, Role
 
@@ -66,7 +66,7 @@ def _date(raw: str) -> date | None:
 def parse_filters(params: Mapping[str, str]) -> AuditFilters:
     """Filters from the query string; ``Invalid`` with a message per field that makes no sense."""
     errors: dict[str, str] = {}
-    actor = emails.canonical(str(params.get("actor") or ""))[:320]
+    actor = emails.canonical(search_text(params.get("actor")))[:320]  # no control characters (NUL)
     action = str(params.get("action") or "").strip().lower()
     raw_from, raw_to = (str(params.get(k) or "").strip()[:10] for k in ("from", "to"))
     if action and not _ACTION_RE.match(action):

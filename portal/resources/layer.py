@@ -19,6 +19,7 @@ from typing import Any, Callable, ClassVar, Mapping
 from uuid import UUID
 
 import asyncpg
+from markupsafe import Markup
 
 from portal import records
 from portal.audit import service as audit
@@ -114,6 +115,11 @@ class Toggle:
 
     def message(self, row: Any) -> str:
         return f"“{row['name']}” is {self.state(row).word}."
+
+    def badge(self, row: Any) -> Markup:
+        """The state as a badge, for lists and detail pages."""
+        state = self.state(row)
+        return Markup('<span class="badge status-{}">{}</span>').format(state.css, state.word.capitalize())
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ resource's own cells and fields from the macros in ``resources/_<noun>.html``; t
 from __future__ import annotations
 
 from typing import Any, Awaitable, Callable
+from uuid import UUID
 
 from litestar import Response, get, post
 from litestar.plugins.htmx import HTMXRequest
@@ -38,7 +39,7 @@ from portal.tenancy.context import OrgContext
 from portal.tenancy.permissions import Perm
 from portal.web.forms import read_form
 from portal.web.render import env, page, redirect, safe_next
-from portal.web.urls import url_for
+from portal.web.urls import reverse, url_for
 
 LIST = "resources/list.html"
 FORM = "resources/form.html"
@@ -68,6 +69,27 @@ def removed(message: str) -> Response:
     return Response(flash, status_code=200, media_type="text/html", headers={"Vary": "HX-Request"})
 
 
+def links_for(request: HTMXRequest, res: Resource) -> Callable[[Any], dict[str, str]]:
+    """``links(item)`` for the templates: the item's named routes in one call (a list draws a few
+    per row, and a template macro per link costs ten times more)."""
+    app, slug = request.app, request.scope["state"]["org"].org.slug
+    actions = ("detail", "edit", "update", "confirm", "delete", *(("toggle",) if res.toggle else ()))
+    # Each route reversed once per page, with a marker for the id; an item's links replace it.
+    marker = "__id__"
+    paths = [(action, reverse(app, f"{res.plural}.{action}", slug, {res.id_param: marker})) for action in actions]
+
+    def links(item: Any) -> dict[str, str]:
+        key = str(UUID(str(item["id"])))  # always a UUID: nothing to quote
+        return {action: path.replace(marker, key) for action, path in paths}
+
+    return links
+
+
+async def resource_page(request: HTMXRequest, template: str, res: Resource, **context: Any) -> Response:
+    """A page of ``res``: the templates find the resource as ``res`` and its links as ``links``."""
+    return await page(request, template, res=res, links=links_for(request, res), **context)
+
+
 def item_id(request: HTMXRequest, res: Resource):
     return parse_id(request.path_params[res.id_param])
 
@@ -77,8 +99,8 @@ async def form_page(
     status: int = 200, block: str | None = None,
 ) -> Response:
     context = await res.form_context(org, form, item)
-    return await page(
-        request, FORM, status=status, block=block, res=res, form=res.shown_form(form), errors=errors, item=item,
+    return await resource_page(
+        request, FORM, res, status=status, block=block, form=res.shown_form(form), errors=errors, item=item,
         part=res.form_fragment, **context,
     )
 
@@ -88,8 +110,8 @@ async def detail_page(
 ) -> Response:
     """The detail page, or with ``part`` (for htmx) just that macro of the resource's parts."""
     block = fragment(request, "part") if part else None
-    context = {"res": res, "item": item, "errors": {}, "part": part, **await res.detail_context(org, item), **extra}
-    return await page(request, DETAIL, block=block, **context)
+    context = {"item": item, "errors": {}, "part": part, **await res.detail_context(org, item), **extra}
+    return await resource_page(request, DETAIL, res, block=block, **context)
 
 
 def _handler(fn: Handler, res: Resource, action: str) -> Handler:
@@ -108,8 +130,8 @@ def routes(res: Resource) -> list[HTTPRouteHandler]:
     async def list_(request: HTMXRequest, org: NamedDependency[OrgContext]) -> Response:
         q = search_text(request.query_params.get("q"))
         found = await res.page(org.scope, q, page_number(request.query_params.get("page")))
-        return await page(
-            request, LIST, block=fragment(request, "results"), res=res, items=found.rows, pager=found.pager, q=q,
+        return await resource_page(
+            request, LIST, res, block=fragment(request, "results"), items=found.rows, pager=found.pager, q=q,
             **res.list_context(),
         )
 
@@ -155,13 +177,13 @@ def routes(res: Resource) -> list[HTTPRouteHandler]:
         item = await res.switch(org, key, form.get(res.toggle.field, ""))
         message = res.toggle.message(item)
         if block := fragment(request, "row"):
-            return await page(request, LIST, block=block, res=res, item=item, message=message, **res.list_context())
+            return await resource_page(request, LIST, res, block=block, item=item, message=message, **res.list_context())
         return redirect(request, back_to(request, form, url_for(request, f"{name}.detail", **{res.id_param: key})), message)
 
     async def confirm(request: HTMXRequest, org: NamedDependency[OrgContext]) -> Response:
         item = await res.get(org.scope, item_id(request, res))
-        return await page(
-            request, CONFIRM, res=res, item=item, blocker=res.delete_blocker(item), consequence=res.delete_consequence(item)
+        return await resource_page(
+            request, CONFIRM, res, item=item, blocker=res.delete_blocker(item), consequence=res.delete_consequence(item)
         )
 
     async def delete(request: HTMXRequest, org: NamedDependency[OrgContext]) -> Response:

@@ -48,6 +48,50 @@ def _url_for(context: Any, name: str, /, **params: Any) -> str:
     return reverse(context["request"].app, name, org.org.slug if org is not None else None, params)
 
 
+# The org sidebar: (route, label, permission needed, how it is marked current). A route of None
+# is a heading, shown when the role may open any link under it. "exact": on its own page only;
+# "below": on its page and the pages under it; a route name: also on the pages under that route.
+_SIDEBAR: tuple[tuple[str | None, str, tuple[Perm, ...], str], ...] = (
+    ("orgs.dashboard", "Dashboard", (), "exact"),
+    ("members.list", "Members", (), "below"),
+    ("invites.list", "Invites", (Perm.MANAGE_MEMBERS,), "below"),
+    (None, "Resources", (), ""),
+    ("agents.list", "Agents", (), "below"),
+    ("workflows.list", "Workflows", (), "below"),
+    ("connections.list", "Connections", (), "below"),
+    ("teams.list", "Teams", (), "below"),
+    (None, "Administration", (Perm.BILLING, Perm.AUDIT, Perm.EXPORT, Perm.MANAGE_ORG), ""),
+    ("billing.page", "Billing", (Perm.BILLING,), "below"),
+    ("audit.log", "Audit log", (Perm.AUDIT,), "below"),
+    ("audit.access_report", "Access report", (Perm.AUDIT,), "below"),
+    ("exports.index", "Data export", (Perm.EXPORT,), "below"),
+    ("orgs.settings", "Settings", (Perm.MANAGE_ORG,), "members.transfer_form"),
+    ("members.leave_confirm", "Leave organization", (Perm.LEAVE,), "below"),
+)
+
+
+def _sidebar_for(url_for: Callable[..., str]) -> Callable[[Any, str], list[tuple[str | None, str, bool]]]:
+    """The sidebar's entries for the page: (href or None for a heading, label, current). Drawn
+    in Python once, not by a template macro per link."""
+
+    def sidebar(org: Any, path: str) -> list[tuple[str | None, str, bool]]:
+        entries: list[tuple[str | None, str, bool]] = []
+        for name, label, perms, mark in _SIDEBAR:
+            if perms and not any(org.can(perm) for perm in perms):
+                continue
+            if name is None:
+                entries.append((None, label, False))
+                continue
+            href = url_for(name)
+            current = path == href if mark == "exact" else path.startswith(href)
+            if not current and mark not in ("exact", "below"):
+                current = path.startswith(url_for(mark))
+            entries.append((href, label, current))
+        return entries
+
+    return sidebar
+
+
 def _url_for_request(request: Request, org: Any) -> Callable[..., str]:
     app, slug = request.app, org.org.slug if org is not None else None
 
@@ -93,8 +137,9 @@ def base_context(request: Request, extra: dict[str, Any]) -> dict[str, Any]:
         "org": org,
         "csrf_token": csrf_token(request),
         "path": request.url.path,
-        "url_for": _url_for_request(request, org),
     }
+    ctx["url_for"] = url_for = _url_for_request(request, org)
+    ctx["sidebar"] = _sidebar_for(url_for)
     ctx.update(extra)
     return ctx
 

@@ -39,6 +39,13 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+# On an org's own pages the org statement reads the switcher's orgs: the session alone, then.
+_LOAD_SESSION = """
+SELECT s.id, s.user_id, s.last_seen_at, u.email, u.name, NULL::jsonb AS my_orgs
+FROM user_session s JOIN app_user u ON u.id = s.user_id
+WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.last_seen_at > $2 AND s.created_at > $3
+"""
+
 _LOAD = """-- unscoped: the signed-in user's own memberships, across orgs, under the own_memberships RLS policy
 WITH me AS MATERIALIZED (
     SELECT s.id, s.user_id, s.last_seen_at, u.email, u.name,
@@ -46,18 +53,16 @@ WITH me AS MATERIALIZED (
            -- names them: set here, for this statement's implicit transaction only, from the
            -- session row just found. The org list below is read after it (a subplan per row of
            -- ``me``); were it ever read before, the list would come back empty, never wider.
-           CASE WHEN $4 THEN set_config('app.user_id', s.user_id::text, true) END AS for_orgs
+           set_config('app.user_id', s.user_id::text, true) AS for_orgs
     FROM user_session s JOIN app_user u ON u.id = s.user_id
     WHERE s.token_hash = $1 AND s.revoked_at IS NULL
       AND s.last_seen_at > $2 AND s.created_at > $3
 )
 SELECT me.id, me.user_id, me.last_seen_at, me.email, me.name,
-       CASE WHEN $4 THEN (
-           SELECT coalesce(jsonb_agg(jsonb_build_object('slug', o.slug, 'name', o.name, 'role', m.role)
-                                     ORDER BY lower(o.name), o.slug), '[]'::jsonb)
-           FROM membership m JOIN organization o ON o.id = m.org_id
-           WHERE m.user_id = me.user_id
-       ) END AS my_orgs
+       (SELECT coalesce(jsonb_agg(jsonb_build_object('slug', o.slug, 'name', o.name, 'role', m.role)
+                                  ORDER BY lower(o.name), o.slug), '[]'::jsonb)
+        FROM membership m JOIN organization o ON o.id = m.org_id
+        WHERE m.user_id = me.user_id) AS my_orgs
 FROM me
 """
 
@@ -71,7 +76,7 @@ async def load(token: str | None, *, with_orgs: bool = False) -> SessionUser | N
     now = clock.now()
     async with db.connection() as conn:
         row = await conn.fetchrow(
-            _LOAD, token_hash(token), now - settings.session_idle, now - settings.session_absolute, with_orgs
+            _LOAD if with_orgs else _LOAD_SESSION, token_hash(token), now - settings.session_idle, now - settings.session_absolute
         )
         if row is None:
             return None
