@@ -12,7 +12,7 @@ from portal.resources.teams.service import TEAMS
 from portal.resources.teams.service import add_member
 from portal.resources.workflows.service import WORKFLOWS
 from portal.tenancy.context import Org, OrgContext
-from portal.tenancy.permissions import Role
+from portal.tenancy.permissions import MATRIX, Role
 from portal.tenancy.scope import TenantScope
 
 DEMO_AGENTS = [
@@ -86,7 +86,8 @@ async def demo_resources(scope: TenantScope, owner_id: UUID, owner_email: str) -
     (the same validation, the same audit events), acting as the owner."""
     membership_id = await scope.fetchval("SELECT id FROM membership WHERE org_id = {org} AND user_id = $1", owner_id)
     ctx = OrgContext(
-        org=Org(id=scope.org_id, slug="", name=""), membership_id=membership_id, role=Role.OWNER, user_id=owner_id,
+        org=Org(id=scope.org_id, slug="", name=""), membership_id=membership_id, role=Role.OWNER, perms=MATRIX[Role.OWNER],
+        user_id=owner_id,
         user_email=owner_email, user_name="", ip="127.0.0.1", scope=scope,
     )
     agents: dict[str, UUID] = {}

@@ -39,7 +39,7 @@ from portal.tenancy.context import OrgContext
 from portal.tenancy.permissions import Perm
 from portal.web.forms import read_form
 from portal.web.render import env, page, redirect, safe_next
-from portal.web.urls import reverse, url_for
+from portal.web.urls import Urls, url_for
 
 LIST = "resources/list.html"
 FORM = "resources/form.html"
@@ -69,18 +69,26 @@ def removed(message: str) -> Response:
     return Response(flash, status_code=200, media_type="text/html", headers={"Vary": "HX-Request"})
 
 
+_MARKER = "__id__"
+
+
+def _item_paths(urls: Urls, res: Resource, slug: str) -> list[tuple[str, str]]:
+    actions = ("detail", "edit", "update", "confirm", "delete", *(("toggle",) if res.toggle else ()))
+    return [(action, urls.reverse(f"{res.plural}.{action}", slug, {res.id_param: _MARKER})) for action in actions]
+
+
 def links_for(request: HTMXRequest, res: Resource) -> Callable[[Any], dict[str, str]]:
     """``links(item)`` for the templates: the item's named routes in one call (a list draws a few
     per row, and a template macro per link costs ten times more)."""
-    app, slug = request.app, request.scope["state"]["org"].org.slug
-    actions = ("detail", "edit", "update", "confirm", "delete", *(("toggle",) if res.toggle else ()))
-    # Each route reversed once per page, with a marker for the id; an item's links replace it.
-    marker = "__id__"
-    paths = [(action, reverse(app, f"{res.plural}.{action}", slug, {res.id_param: marker})) for action in actions]
+    urls, slug = Urls.for_app(request.app), request.scope["state"]["org"].org.slug
+    # Each route reversed once per org and process, with a marker for the id; an item's links
+    # replace it.
+    paths = urls.cached(("links", res.plural, slug), lambda: _item_paths(urls, res, slug))
 
     def links(item: Any) -> dict[str, str]:
-        key = str(UUID(str(item["id"])))  # always a UUID: nothing to quote
-        return {action: path.replace(marker, key) for action, path in paths}
+        key = item["id"]
+        key = str(key if isinstance(key, UUID) else UUID(str(key)))  # always a UUID: nothing to quote
+        return {action: path.replace(_MARKER, key) for action, path in paths}
 
     return links
 

@@ -41,7 +41,7 @@ from litestar.utils.scope.state import ScopeState
 
 from portal.db import engine as db
 from portal.errors import Forbidden, NotFound
-from portal.tenancy.permissions import Perm, Role, allowed
+from portal.tenancy.permissions import MATRIX, Perm, Role
 from portal.tenancy.scope import TenantScope
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -71,9 +71,12 @@ class OrgContext:
     # The signed-in user's orgs (slug, name, role) for the layout's switcher, read by the same
     # statement that resolved the org on page loads (safe requests); None when not read.
     my_orgs: tuple[dict, ...] | None = None
+    # What the role allows, read with the membership (``Perm`` is a ``str`` enum, so a plain
+    # permission name tests the same way).
+    perms: frozenset[Perm] = frozenset()
 
     def can(self, perm: Perm | str) -> bool:
-        return allowed(self.role, Perm(perm))
+        return perm in self.perms
 
 
 class _Rollback(Exception):
@@ -139,13 +142,15 @@ async def resolve(
     row = await db.current_connection().fetchrow(_ENTER, slug, user.id, lock, my_orgs)
     if row is None:
         raise NotFound()
-    role = row["role"]
-    if not allowed(role, perm):
+    role = Role(row["role"])
+    perms = MATRIX[role]
+    if perm not in perms:
         raise Forbidden("Your role in this organization doesn't allow that.")
     return OrgContext(
         org=Org(row["org_id"], row["slug"], row["name"]),
         membership_id=row["membership_id"],
-        role=Role(role),
+        role=role,
+        perms=perms,
         user_id=user.id,
         user_email=user.email,
         user_name=user.name,

@@ -20,13 +20,16 @@ from litestar.status_codes import HTTP_200_OK, HTTP_303_SEE_OTHER
 from portal.config import ROOT
 from portal.tenancy.permissions import ASSIGNABLE_ROLES, ROLE_LABELS, Perm, Role
 from portal.web import flash
-from portal.web.urls import reverse
+from portal.web.urls import Urls, reverse
 
 env = Environment(
     loader=FileSystemLoader(str(ROOT / "templates")),
     autoescape=select_autoescape(["html", "xml", "txt"], default=True),
     trim_blocks=True,
     lstrip_blocks=True,
+    # Templates change only with a deploy, which restarts the process: no stat() of every
+    # template and include on every render.
+    auto_reload=False,
 )
 env.globals.update(
     Perm=Perm,
@@ -70,33 +73,43 @@ _SIDEBAR: tuple[tuple[str | None, str, tuple[Perm, ...], str], ...] = (
 )
 
 
-def _sidebar_for(url_for: Callable[..., str]) -> Callable[[Any, str], list[tuple[str | None, str, bool]]]:
+def _sidebar_links(urls: Urls, slug: str) -> list[tuple[str | None, str, tuple[Perm, ...], str, str | None]]:
+    """The sidebar's links for one org: (href, label, permissions, mark, href of ``mark``)."""
+    links = []
+    for name, label, perms, mark in _SIDEBAR:
+        href = urls.reverse(name, slug, {}) if name else None
+        under = urls.reverse(mark, slug, {}) if name and mark not in ("exact", "below") else None
+        links.append((href, label, perms, mark, under))
+    return links
+
+
+def _sidebar_for(urls: Urls) -> Callable[[Any, str], list[tuple[str | None, str, bool]]]:
     """The sidebar's entries for the page: (href or None for a heading, label, current). Drawn
-    in Python once, not by a template macro per link."""
+    in Python, its links reversed once per org and process."""
 
     def sidebar(org: Any, path: str) -> list[tuple[str | None, str, bool]]:
+        slug = org.org.slug
         entries: list[tuple[str | None, str, bool]] = []
-        for name, label, perms, mark in _SIDEBAR:
+        for href, label, perms, mark, under in urls.cached(("sidebar", slug), lambda: _sidebar_links(urls, slug)):
             if perms and not any(org.can(perm) for perm in perms):
                 continue
-            if name is None:
+            if href is None:
                 entries.append((None, label, False))
                 continue
-            href = url_for(name)
             current = path == href if mark == "exact" else path.startswith(href)
-            if not current and mark not in ("exact", "below"):
-                current = path.startswith(url_for(mark))
+            if not current and under is not None:
+                current = path.startswith(under)
             entries.append((href, label, current))
         return entries
 
     return sidebar
 
 
-def _url_for_request(request: Request, org: Any) -> Callable[..., str]:
-    app, slug = request.app, org.org.slug if org is not None else None
+def _url_for_request(urls: Urls, org: Any) -> Callable[..., str]:
+    slug = org.org.slug if org is not None else None
 
     def url_for(name: str, /, **params: Any) -> str:
-        return reverse(app, name, slug, params)
+        return urls.reverse(name, slug, params)
 
     return url_for
 
@@ -138,8 +151,9 @@ def base_context(request: Request, extra: dict[str, Any]) -> dict[str, Any]:
         "csrf_token": csrf_token(request),
         "path": request.url.path,
     }
-    ctx["url_for"] = url_for = _url_for_request(request, org)
-    ctx["sidebar"] = _sidebar_for(url_for)
+    urls = Urls.for_app(request.app)
+    ctx["url_for"] = _url_for_request(urls, org)
+    ctx["sidebar"] = _sidebar_for(urls)
     ctx.update(extra)
     return ctx
 

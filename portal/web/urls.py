@@ -11,7 +11,7 @@ members page draws a few links per row, so the path formats are read once per ap
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import quote
 
 from litestar import Litestar, Request
@@ -21,18 +21,51 @@ class UnknownRoute(LookupError):
     """A programming error: a link to a route name that does not exist, or a missing parameter."""
 
 
-def _formats(app: Litestar) -> dict[str, tuple[str, frozenset[str]]]:
-    cached = app.state.get("_url_formats")
-    if cached is None:
-        cached = {}
+class Urls:
+    """One app's route paths by name, read once (``for_app``), and the paths drawn again and
+    again with the same parameters (an org's sidebar, an item link with an id marker)."""
+
+    CACHE_SIZE = 4096
+
+    def __init__(self, app: Litestar) -> None:
+        self.formats: dict[str, tuple[str, frozenset[str]]] = {}
         for route in app.routes:
             for handler in getattr(route, "route_handlers", ()):
                 if handler.name:
-                    params = frozenset(route.path_parameters)
                     # Litestar's path format keeps ``{name}``; a route served at several paths keeps the first.
-                    cached.setdefault(handler.name, (route.path_format, params))
-        app.state["_url_formats"] = cached
-    return cached
+                    self.formats.setdefault(handler.name, (route.path_format, frozenset(route.path_parameters)))
+        self._cache: dict[tuple, Any] = {}
+
+    @classmethod
+    def for_app(cls, app: Litestar) -> Urls:
+        urls = app.state.get("_urls")
+        if urls is None:
+            urls = app.state["_urls"] = cls(app)
+        return urls
+
+    def reverse(self, name: str, slug: str | None, params: dict[str, Any]) -> str:
+        try:
+            path, needed = self.formats[name]
+        except KeyError:
+            raise UnknownRoute(f"no route is named {name!r}") from None
+        if "slug" in needed and "slug" not in params:
+            if slug is None:
+                raise UnknownRoute(f"{name!r} is an org route: give slug= or call it inside an org")
+            params = {**params, "slug": slug}
+        missing = needed - params.keys()
+        if missing:
+            raise UnknownRoute(f"{name!r} needs {', '.join(sorted(missing))}")
+        return path.format_map({key: _quote(params[key]) for key in needed})
+
+    def cached(self, key: tuple, build: Callable[[], Any]) -> Any:
+        """``build()``, kept under ``key`` (at most ``CACHE_SIZE`` entries per app)."""
+        value = self._cache.get(key)
+        if value is None:
+            value = build()
+            if len(self._cache) >= self.CACHE_SIZE:
+                self._cache.clear()
+            self._cache[key] = value
+        return value
 
 
 _SAFE = re.compile(r"[A-Za-z0-9._~-]*")
@@ -46,18 +79,7 @@ def _quote(value: Any) -> str:
 
 
 def reverse(app: Litestar, name: str, slug: str | None, params: dict[str, Any]) -> str:
-    try:
-        path, needed = _formats(app)[name]
-    except KeyError:
-        raise UnknownRoute(f"no route is named {name!r}") from None
-    if "slug" in needed and "slug" not in params:
-        if slug is None:
-            raise UnknownRoute(f"{name!r} is an org route: give slug= or call it inside an org")
-        params = {**params, "slug": slug}
-    missing = needed - params.keys()
-    if missing:
-        raise UnknownRoute(f"{name!r} needs {', '.join(sorted(missing))}")
-    return path.format_map({key: _quote(params[key]) for key in needed})
+    return Urls.for_app(app).reverse(name, slug, params)
 
 
 def _org_slug(request: Request) -> str | None:
