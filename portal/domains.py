@@ -20,6 +20,7 @@ ROUTE_MODULES = [
     "portal.accounts.reset_routes",
     "portal.members.routes",
     "portal.resources.routes",
+    "portal.roles.routes",
     "portal.billing.routes",
     "portal.audit.routes",
     "portal.exports.routes",
@@ -30,6 +31,7 @@ TABLE_MODULES = [
     "portal.db.tables",
     "portal.invites.tables",
     "portal.resources.tables",
+    "portal.roles.tables",
     "portal.exports.tables",
 ]
 

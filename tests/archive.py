@@ -27,6 +27,7 @@ FILES = [
     "agents.json",
     "workflows.json",
     "connections.json",
+    "roles.json",
     "invites.json",
     "audit_log.jsonl",
 ]
@@ -45,6 +46,7 @@ async def expected_counts(su, org_id: UUID, job_id: UUID) -> dict[str, int]:
         "agents.json": await count("SELECT count(*) FROM agent WHERE org_id = $1") if has("agent") else 0,
         "workflows.json": await count("SELECT count(*) FROM workflow WHERE org_id = $1") if has("workflow") else 0,
         "connections.json": await count("SELECT count(*) FROM connection WHERE org_id = $1") if has("connection") else 0,
+        "roles.json": await count("SELECT count(*) FROM org_role WHERE org_id = $1") if has("org_role") else 0,
         "invites.json": (
             await su.fetchval(
                 """SELECT count(*) FROM invite WHERE org_id = $1 AND accepted_at IS NULL AND revoked_at IS NULL

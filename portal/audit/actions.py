@@ -44,6 +44,10 @@ class Action(StrEnum):
     TEAM_MEMBER_ADDED = "team.member_added"
     TEAM_MEMBER_REMOVED = "team.member_removed"
 
+    ROLE_CREATED = "role.created"
+    ROLE_UPDATED = "role.updated"
+    ROLE_DELETED = "role.deleted"
+
     BILLING_UPDATED = "billing.updated"
 
     EXPORT_REQUESTED = "export.requested"

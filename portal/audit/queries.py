@@ -268,13 +268,16 @@ _GRANT_ACTIONS = [Action.ORG_CREATED, Action.MEMBER_JOINED, Action.MEMBER_ROLE_C
 _INVITERS = """SELECT e.target_id, e.actor_email FROM audit_event e WHERE e.org_id = {org}
                  AND e.action = ANY($2::text[]) AND e.target_id = ANY($1::text[])"""
 _INVITE_ACTIONS = [Action.INVITE_CREATED, Action.INVITE_RESENT]
-_MEMBERS = """SELECT m.id, m.user_id, m.role, m.created_at, u.name, u.email
+_MEMBERS = """SELECT m.id, m.user_id, m.role, m.custom_role_id, r.name AS role_name, m.created_at, u.name, u.email
               FROM membership m JOIN app_user u ON u.id = m.user_id
+              LEFT JOIN org_role r ON r.org_id = {org} AND r.id = m.custom_role_id
               WHERE m.org_id = {org}
               ORDER BY CASE m.role WHEN 'owner' THEN 0 WHEN 'billing_admin' THEN 1
-                                   WHEN 'compliance_officer' THEN 2 ELSE 3 END, lower(u.name), u.email"""
-_PENDING_INVITES = """SELECT i.email, i.role, i.created_at, i.expires_at, u.email AS inviter_email
+                                   WHEN 'compliance_officer' THEN 2 WHEN 'custom' THEN 3 ELSE 4 END,
+                       lower(r.name), lower(u.name), u.email"""
+_PENDING_INVITES = """SELECT i.email, i.role, r.name AS role_name, i.created_at, i.expires_at, u.email AS inviter_email
                       FROM invite i LEFT JOIN app_user u ON u.id = i.invited_by
+                      LEFT JOIN org_role r ON r.org_id = {org} AND r.id = i.custom_role_id
                       WHERE i.org_id = {org} AND i.accepted_at IS NULL AND i.revoked_at IS NULL
                         AND i.superseded_at IS NULL
                       ORDER BY i.created_at DESC"""
@@ -282,10 +285,20 @@ _PENDING_INVITES = """SELECT i.email, i.role, i.created_at, i.expires_at, u.emai
 
 @dataclass
 class Grant:
-    role: str | None
+    role: str | None  # the role's key: a built-in role's name, or a custom role's id
     at: datetime
     by: str | None
     how: str
+
+
+def _key(fields: Mapping[str, Any]) -> str | None:
+    """The role an event's ``after`` (or a membership row) names: a custom role by its id."""
+    custom = fields.get("custom_role_id")
+    return str(custom) if custom else fields.get("role")
+
+
+def role_label(row: Mapping[str, Any]) -> str:
+    return row["role_name"] or ROLE_LABELS[Role.CUSTOM] if row["role"] == Role.CUSTOM else ROLE_LABELS.get(Role(row["role"]), row["role"])
 
 
 def _grant_of(event: Mapping[str, Any], member: Mapping[str, Any], inviters: dict[str, str]) -> Grant | None:
@@ -299,9 +312,9 @@ def _grant_of(event: Mapping[str, Any], member: Mapping[str, Any], inviters: dic
         invite_id = after.get("invite_id")
         if invite_id:
             by, how = inviters.get(str(invite_id)), "accepted an invite"
-        return Grant(after.get("role"), event["created_at"], by, how)
+        return Grant(_key(after), event["created_at"], by, how)
     if action == Action.MEMBER_ROLE_CHANGED and target == str(member["id"]):
-        return Grant(after.get("role"), event["created_at"], event["actor_email"], "role changed")
+        return Grant(_key(after), event["created_at"], event["actor_email"], "role changed")
     if action == Action.ORG_OWNERSHIP_TRANSFERRED:
         if target == str(member["id"]):
             return Grant(Role.OWNER, event["created_at"], event["actor_email"], "ownership transferred to them")
@@ -346,13 +359,13 @@ async def access_report(ctx: OrgContext) -> dict[str, Any]:
                 if e["created_at"] < m["created_at"] - timedelta(seconds=1):
                     continue  # about an earlier membership of the same person
                 grant = _grant_of(e, m, inviters)
-                if grant is not None and (grant.role is None or grant.role == m["role"]):
+                if grant is not None and (grant.role is None or grant.role == _key(m)):
                     latest = grant
-            grants[m["id"]] = latest or Grant(m["role"], m["created_at"], None, "")
+            grants[m["id"]] = latest or Grant(_key(m), m["created_at"], None, "")
     now = clock.now()
     rows = [
         {
-            "name": m["name"], "email": m["email"], "role": m["role"], "role_label": ROLE_LABELS.get(Role(m["role"]), m["role"]),
+            "name": m["name"], "email": m["email"], "role": m["role"], "role_label": role_label(m),
             "member_since": m["created_at"], "role_since": grants[m["id"]].at, "granted_by": grants[m["id"]].by,
             "how": grants[m["id"]].how,
         }
@@ -360,10 +373,15 @@ async def access_report(ctx: OrgContext) -> dict[str, Any]:
     ]
     invites = await _pending_invites(ctx)
     pending = [
-        {**dict(i), "role_label": ROLE_LABELS.get(Role(i["role"]), i["role"]), "expired": i["expires_at"] <= now}
+        {**dict(i), "role_label": role_label(i), "expired": i["expires_at"] <= now}
         for i in invites or []
     ]
     return {"members": rows, "invites": pending, "invites_available": invites is not None, "generated_at": now}
+
+
+def _csv_role(row: Mapping[str, Any]) -> str:
+    """A built-in role by its name; a custom role as ``custom: <its name>``."""
+    return f"custom: {row['role_label']}" if row["role"] == Role.CUSTOM else row["role"]
 
 
 ACCESS_COLUMNS = ("kind", "name", "email", "role", "member_since_utc", "role_since_utc", "granted_by", "how", "invite_expires_utc")
@@ -375,7 +393,7 @@ async def access_csv(report: dict[str, Any]) -> AsyncIterator[bytes]:
     yield _csv_lines(
         [
             {
-                "kind": "member", "name": r["name"], "email": r["email"], "role": r["role"], "member_since_utc": r["member_since"],
+                "kind": "member", "name": r["name"], "email": r["email"], "role": _csv_role(r), "member_since_utc": r["member_since"],
                 "role_since_utc": r["role_since"], "granted_by": r["granted_by"], "how": r["how"], "invite_expires_utc": None,
             }
             for r in report["members"]
@@ -385,7 +403,7 @@ async def access_csv(report: dict[str, Any]) -> AsyncIterator[bytes]:
         [
             {
                 "kind": "invite (expired)" if i["expired"] else "invite (pending)", "name": None, "email": i["email"],
-                "role": i["role"], "member_since_utc": None, "role_since_utc": i["created_at"], "granted_by": i["inviter_email"],
+                "role": _csv_role(i), "member_since_utc": None, "role_since_utc": i["created_at"], "granted_by": i["inviter_email"],
                 "how": "invited", "invite_expires_utc": i["expires_at"],
             }
             for i in report["invites"]

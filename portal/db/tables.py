@@ -89,7 +89,8 @@ class Membership(Table, tablename="membership"):
     id = UUID(primary_key=True)
     org_id = ForeignKey(references=Organization, null=False, index=True)
     user_id = ForeignKey(references=User, null=False, index=True)
-    role = Varchar(length=32)
+    role = Varchar(length=32)  # a built-in role, or "custom"
+    custom_role_id = UUID(null=True)  # with "custom": (org_id, custom_role_id) → org_role (org_id, id)
     created_at = Timestamptz(default=TimestamptzNow())
 
 

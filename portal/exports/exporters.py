@@ -44,6 +44,7 @@ from portal.resources.agents.service import AGENTS
 from portal.resources.connections.service import CONNECTIONS
 from portal.resources.teams.service import TEAMS
 from portal.resources.workflows.service import WORKFLOWS
+from portal.roles.service import ROLES
 from portal.tenancy.permissions import Role
 from portal.tenancy.scope import TenantScope
 
@@ -217,10 +218,11 @@ register(
             Field("email", STRING, "u.email"),
             Field("name", STRING, "u.name"),
             Field("role", enum(*(r.value for r in Role))),
+            uid_field("custom_role_id", nullable(ID)),
             iso_field("joined_at", sql="t.created_at"),
         ],
         joins="JOIN app_user u ON u.id = t.user_id",
-        description="Everyone in the organization, in joining order.",
+        description="Everyone in the organization, in joining order. A custom role's id refers to roles.json.",
     )
 )
 
@@ -228,11 +230,11 @@ register(
 # -- resources: teams, agents, workflows, connections ---------------------------------------------
 # Each resource declares its export with its other fields (``Resource.export``); the files keep
 # this order, part of the archive's format.
-for _resource in (TEAMS, AGENTS, WORKFLOWS, CONNECTIONS):
+for _resource in (TEAMS, AGENTS, WORKFLOWS, CONNECTIONS, ROLES):
     _export = _resource.export
     register(
         fields_exporter(
-            _export.filename, _resource.noun, _export.fields, joins=_export.joins, requires=_export.requires,
+            _export.filename, _resource.table, _export.fields, joins=_export.joins, requires=_export.requires,
             description=_export.description,
         )
     )
@@ -251,6 +253,7 @@ register(
             uid_field("id"),
             Field("email", STRING),
             Field("role", enum(*(r.value for r in Role if r != Role.OWNER))),
+            uid_field("custom_role_id", nullable(ID)),
             uid_field("invited_by", nullable(ID)),
             Field("invited_by_email", nullable(STRING), "u.email"),
             CREATED_AT,

@@ -14,7 +14,7 @@ from typing import Any
 from portal.records import ID, SHA256, STRING, TIMESTAMP, array_of, enum, nullable, record
 
 FORMAT_NAME = "praesidia-org-export"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 
 def dumps(value: Any, *, pretty: bool = False) -> bytes:

@@ -28,10 +28,12 @@ log = logging.getLogger("portal.invites")
 LOCK_WAIT = "30s"  # longer than any org request should ever hold its transaction
 
 _FOR_MAIL = f"""
-SELECT i.email, i.role, i.expires_at, o.name AS org_name, u.name AS inviter_name, u.email AS inviter_email
+SELECT i.email, i.role, r.name AS role_name, i.expires_at, o.name AS org_name, u.name AS inviter_name,
+       u.email AS inviter_email
 FROM invite i
 JOIN organization o ON o.id = i.org_id
 LEFT JOIN app_user u ON u.id = i.invited_by
+LEFT JOIN org_role r ON r.org_id = i.org_id AND r.id = i.custom_role_id
 WHERE i.org_id = {{org}} AND i.id = $1 AND i.token_hash = $2 AND i.{PENDING.replace(" AND ", " AND i.")}
 """
 
@@ -45,7 +47,7 @@ def schedule(outgoing: Outgoing) -> None:
 
 
 def compose(row, token: str) -> mail.Mail:
-    role_label = ROLE_LABELS[Role(row["role"])]
+    role_label = row["role_name"] if row["role"] == Role.CUSTOM else ROLE_LABELS[Role(row["role"])]
     inviter = row["inviter_name"] or "A teammate"
     context = {
         "inviter_name": inviter,

@@ -13,7 +13,7 @@ from portal.invites import delivery, service
 from portal.invites.service import DeadInvite, Unverified, WrongAccount
 from portal.params import parse_id
 from portal.tenancy.context import OrgContext, client_ip
-from portal.tenancy.permissions import ROLE_LABELS, Perm, Role
+from portal.tenancy.permissions import Perm, Role
 from portal.web.errors import error_response
 from portal.web.forms import field, read_form
 from portal.web.render import page, redirect
@@ -137,7 +137,7 @@ async def invite_accept(request: Request, token: FromPath[str]) -> Response:
     if accepted.already_member:
         message = f"You're already a member of {accepted.org_name}."
     else:
-        message = f"Welcome to {accepted.org_name}! You joined as {ROLE_LABELS[Role(accepted.role)]}."
+        message = f"Welcome to {accepted.org_name}! You joined as {accepted.role_label}."
     response = redirect(request, url_for(request, "orgs.dashboard", slug=accepted.org_slug), message)
     response.headers.update(PRIVATE_LINK_HEADERS)
     return response

@@ -26,7 +26,9 @@ from portal.errors import Conflict, Forbidden, Invalid, NotFound, TooManyRequest
 from portal import ratelimit
 from portal.tenancy import scope as tenancy
 from portal.tenancy.context import OrgContext
-from portal.tenancy.permissions import ASSIGNABLE_ROLES, Role
+from portal.roles import service as roles
+from portal.roles.service import role_fields
+from portal.tenancy.permissions import ROLE_LABELS, Role
 
 TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")  # exactly what token_urlsafe(32) produces
 INVITES_PER_HOUR = 20  # per org, resends included: each one sends an email
@@ -35,7 +37,6 @@ PUBLIC_WINDOW = timedelta(minutes=10)
 # A fresh invite without a delivery outcome yet is "sending"; after this, the process that was to
 # send it has evidently gone away, and the owner is told to resend.
 SENDING_GRACE = timedelta(minutes=2)
-_ROLES = {r.value for r in ASSIGNABLE_ROLES}
 
 PENDING = "accepted_at IS NULL AND revoked_at IS NULL AND superseded_at IS NULL"
 
@@ -84,7 +85,7 @@ class Outgoing:
 class Accepted:
     org_slug: str
     org_name: str
-    role: str
+    role_label: str
     already_member: bool
 
 
@@ -154,17 +155,20 @@ async def _check_seats(ctx: OrgContext, now: datetime) -> None:
         )
 
 
-async def _insert(ctx: OrgContext, email: str, role: str, now: datetime) -> tuple[UUID, datetime, str]:
+async def _insert(
+    ctx: OrgContext, email: str, role: str, custom_role_id: UUID | None, now: datetime
+) -> tuple[UUID, datetime, str]:
     token, token_hash = new_token()
     row = await ctx.scope.fetchrow(
-        """INSERT INTO invite (org_id, email, role, token_hash, invited_by, created_at, expires_at)
-           VALUES ({org}, $1, $2, $3, $4, $5, $6) RETURNING id, expires_at""",
+        """INSERT INTO invite (org_id, email, role, custom_role_id, token_hash, invited_by, created_at, expires_at)
+           VALUES ({org}, $1, $2, $7, $3, $4, $5, $6) RETURNING id, expires_at""",
         email,
         role,
         token_hash,
         ctx.user_id,
         now,
         now + get_settings().invite_ttl,
+        custom_role_id,
     )
     return row["id"], row["expires_at"], token
 
@@ -176,14 +180,19 @@ async def create_invite(ctx: OrgContext, raw_email: str, raw_role: str) -> Outgo
         emails.normalize(email)
     except ValueError as exc:
         errors["email"] = str(exc)
+    choice = None
     if raw_role == Role.OWNER:
         errors["role"] = "Ownership can't be given by invite. Invite them, then transfer ownership in Settings."
-    elif raw_role not in _ROLES:
-        errors["role"] = "Choose a role: Member, Billing admin or Compliance officer."
+    elif not raw_role:
+        errors["role"] = "Choose a role."
     if errors:
         raise Invalid("Please correct the highlighted fields.", field_errors=errors)
     now = clock.now()
     await _lock_org(ctx)
+    try:  # a custom role: locked FOR SHARE (after the org row, like every writer)
+        choice = await roles.resolve_choice(ctx, raw_role)
+    except Invalid as exc:
+        raise Invalid("Please correct the highlighted fields.", field_errors={**errors, **exc.field_errors}) from None
     if await ctx.scope.fetchval(
         "SELECT 1 FROM membership m JOIN app_user u ON u.id = m.user_id WHERE m.org_id = {org} AND u.email = $1", email
     ):
@@ -203,7 +212,7 @@ async def create_invite(ctx: OrgContext, raw_email: str, raw_role: str) -> Outgo
     await _check_seats(ctx, now)
     if pending:  # expired: retire it, the new invite takes its place
         await ctx.scope.execute("UPDATE invite SET superseded_at = $2 WHERE org_id = {org} AND id = $1", pending["id"], now)
-    invite_id, expires_at, token = await _insert(ctx, email, raw_role, now)
+    invite_id, expires_at, token = await _insert(ctx, email, choice.role.value, choice.custom_role_id, now)
     if pending:
         await ctx.scope.execute("UPDATE invite SET replaced_by = $2 WHERE org_id = {org} AND id = $1", pending["id"], invite_id)
     await audit.record(
@@ -211,15 +220,17 @@ async def create_invite(ctx: OrgContext, raw_email: str, raw_role: str) -> Outgo
         Action.INVITE_CREATED,
         target=("invite", invite_id, email),
         before={"expired_invite_id": str(pending["id"])} if pending else None,
-        after={"email": email, "role": raw_role, "expires_at": expires_at.isoformat()},
+        after={"email": email, **role_fields(choice), "expires_at": expires_at.isoformat()},
     )
     return Outgoing(ctx.org.id, invite_id, email, token)
 
 
 async def _pending_row(ctx: OrgContext, invite_id: UUID, *, lock: bool = False):
     row = await ctx.scope.fetchrow(
-        "SELECT id, email, role, expires_at, accepted_at, revoked_at, superseded_at FROM invite "
-        "WHERE org_id = {org} AND id = $1" + (" FOR UPDATE" if lock else ""),
+        "SELECT i.id, i.email, i.role, i.custom_role_id, r.name AS role_name, r.permissions AS role_permissions, "
+        "i.expires_at, i.accepted_at, i.revoked_at, i.superseded_at FROM invite i "
+        "LEFT JOIN org_role r ON r.org_id = {org} AND r.id = i.custom_role_id "
+        "WHERE i.org_id = {org} AND i.id = $1" + (" FOR UPDATE OF i" if lock else ""),
         invite_id,
     )
     if row is None:
@@ -235,37 +246,42 @@ async def resend_invite(ctx: OrgContext, invite_id: UUID) -> Outgoing:
     now = clock.now()
     await _lock_org(ctx)
     old = await _pending_row(ctx, invite_id, lock=True)
+    held = roles.of_row(old)
+    roles.require_within(ctx, held, "resend this invite")
     await _check_rate(ctx, now)
     if old["expires_at"] <= now:  # an expired invite holds no seat until it is renewed
         await _check_seats(ctx, now)
     await ctx.scope.execute("UPDATE invite SET superseded_at = $2 WHERE org_id = {org} AND id = $1", invite_id, now)
-    new_id, expires_at, token = await _insert(ctx, old["email"], old["role"], now)
+    new_id, expires_at, token = await _insert(ctx, old["email"], old["role"], old["custom_role_id"], now)
     await ctx.scope.execute("UPDATE invite SET replaced_by = $2 WHERE org_id = {org} AND id = $1", invite_id, new_id)
     await audit.record(
         ctx,
         Action.INVITE_RESENT,
         target=("invite", new_id, old["email"]),
         before={"invite_id": str(invite_id), "expires_at": old["expires_at"].isoformat()},
-        after={"invite_id": str(new_id), "role": old["role"], "expires_at": expires_at.isoformat()},
+        after={"invite_id": str(new_id), **role_fields(held), "expires_at": expires_at.isoformat()},
     )
     return Outgoing(ctx.org.id, new_id, old["email"], token)
 
 
 async def revoke_invite(ctx: OrgContext, invite_id: UUID) -> str:
     row = await _pending_row(ctx, invite_id, lock=True)
+    held = roles.of_row(row)
+    roles.require_within(ctx, held, "revoke this invite")
     await ctx.scope.execute(
         "UPDATE invite SET revoked_at = $2, revoked_by = $3 WHERE org_id = {org} AND id = $1", invite_id, clock.now(), ctx.user_id
     )
     await audit.record(
-        ctx, Action.INVITE_REVOKED, target=("invite", invite_id, row["email"]), before={"email": row["email"], "role": row["role"]}
+        ctx, Action.INVITE_REVOKED, target=("invite", invite_id, row["email"]), before={"email": row["email"], **role_fields(held)}
     )
     return row["email"]
 
 
 _LIST = """
-SELECT i.id, i.email, i.role, i.created_at, i.expires_at, i.last_sent_at, i.send_error,
-       u.name AS inviter_name, u.email AS inviter_email
+SELECT i.id, i.email, i.role, i.custom_role_id, r.name AS role_name, r.permissions AS role_permissions,
+       i.created_at, i.expires_at, i.last_sent_at, i.send_error, u.name AS inviter_name, u.email AS inviter_email
 FROM invite i LEFT JOIN app_user u ON u.id = i.invited_by
+LEFT JOIN org_role r ON r.org_id = {org} AND r.id = i.custom_role_id
 WHERE i.org_id = {org} AND i.accepted_at IS NULL AND i.revoked_at IS NULL AND i.superseded_at IS NULL
 """
 
@@ -289,8 +305,11 @@ async def list_invites(ctx: OrgContext) -> dict[str, Any]:
     now = clock.now()
     rows = await ctx.scope.fetch(_LIST + " ORDER BY i.created_at DESC, i.email LIMIT 1000")
     invites = [_with_status(r, now) for r in rows]
+    for invite in invites:
+        invite["manageable"] = roles.of_row(invite).within(ctx.perms)
     return {
         "invites": invites,
+        "role_choices": [(c.key, c.label) for c in await roles.choices(ctx)],
         "seats": await seat_usage(ctx, now),
         "any_failed": any(i["status"] == "failed" for i in invites),
         "ttl_text": humanize.duration(get_settings().invite_ttl),
@@ -304,13 +323,15 @@ async def one_invite(ctx: OrgContext, invite_id: UUID) -> dict[str, Any] | None:
         if not await ctx.scope.fetchval("SELECT 1 FROM invite WHERE org_id = {org} AND id = $1", invite_id):
             raise NotFound()
         return None
-    return _with_status(row, clock.now())
+    invite = _with_status(row, clock.now())
+    invite["manageable"] = roles.of_row(invite).within(ctx.perms)
+    return invite
 
 
 # -- the invitee's side (the org comes from the token) ------------------------------------------
 
 _BY_TOKEN = """-- unscoped: one row, found by its token hash under the invite_by_token RLS policy
-SELECT i.id, i.org_id, i.email, i.role, i.expires_at, i.accepted_at, i.revoked_at, i.superseded_at,
+SELECT i.id, i.org_id, i.email, i.role, i.custom_role_id, i.expires_at, i.accepted_at, i.revoked_at, i.superseded_at,
        o.name AS org_name, o.slug AS org_slug, u.name AS inviter_name, u.email AS inviter_email
 FROM invite i
 JOIN organization o ON o.id = i.org_id
@@ -330,6 +351,12 @@ async def _find(conn: Any, token: str, now: datetime) -> dict[str, Any]:
         raise DeadInvite()
     invite = dict(row)
     invite["token_hash"] = token_hash
+    invite["role_name"] = None
+    if row["custom_role_id"] is not None:  # its name, read as the invite's org (the role is the org's)
+        scope = await tenancy.enter(row["org_id"])
+        invite["role_name"] = await scope.fetchval(
+            "SELECT name FROM org_role WHERE org_id = {org} AND id = $1", row["custom_role_id"]
+        )
     invite["valid_for"] = humanize.remaining((invite["expires_at"] - now).total_seconds())
     return invite
 
@@ -372,7 +399,7 @@ async def accept(token: str, *, user_id: UUID, user_email: str, ip: str) -> Acce
         taken = await scope.fetchrow(
             f"""UPDATE invite SET accepted_at = $2, accepted_by = $3
                 WHERE org_id = {{org}} AND token_hash = $1 AND {PENDING} AND expires_at > $2 AND email = $4
-                RETURNING id, role, email""",
+                RETURNING id, role, custom_role_id, email""",
             invite["token_hash"],
             now,
             user_id,
@@ -381,21 +408,27 @@ async def accept(token: str, *, user_id: UUID, user_email: str, ip: str) -> Acce
         if taken is None:
             raise DeadInvite()
         joined = await scope.fetchval(
-            """INSERT INTO membership (org_id, user_id, role) VALUES ({org}, $1, $2)
+            """INSERT INTO membership (org_id, user_id, role, custom_role_id) VALUES ({org}, $1, $2, $3)
                ON CONFLICT (org_id, user_id) DO NOTHING RETURNING id""",
             user_id,
             taken["role"],
+            taken["custom_role_id"],
         )
+        role = {"role": taken["role"]}
+        label = ROLE_LABELS.get(Role(taken["role"]), taken["role"])
+        if taken["custom_role_id"] is not None:
+            label = await scope.fetchval("SELECT name FROM org_role WHERE org_id = {org} AND id = $1", taken["custom_role_id"])
+            role = {"role": taken["role"], "custom_role_id": str(taken["custom_role_id"]), "role_name": label}
         await audit.record_as(
             scope, actor_id=user_id, actor_email=user_email, ip=ip, action=Action.INVITE_ACCEPTED,
-            target=("invite", taken["id"], taken["email"]), after={"role": taken["role"]},
+            target=("invite", taken["id"], taken["email"]), after=role,
         )
         if joined is not None:
             await audit.record_as(
                 scope, actor_id=user_id, actor_email=user_email, ip=ip, action=Action.MEMBER_JOINED,
-                target=("membership", user_id, taken["email"]), after={"role": taken["role"], "invite_id": str(taken["id"])},
+                target=("membership", user_id, taken["email"]), after={**role, "invite_id": str(taken["id"])},
             )
-    return Accepted(invite["org_slug"], invite["org_name"], taken["role"], already_member=joined is None)
+    return Accepted(invite["org_slug"], invite["org_name"], label, already_member=joined is None)
 
 
 # -- demo data ---------------------------------------------------------------------------------

@@ -15,7 +15,8 @@ class Invite(Table, tablename="invite"):
     id = UUID(primary_key=True)
     org_id = ForeignKey(references=Organization, null=False, index=True)
     email = Varchar(length=320)  # stored lower-cased
-    role = Varchar(length=32)  # never "owner"
+    role = Varchar(length=32)  # never "owner"; "custom" for one of the org's own roles
+    custom_role_id = UUID(null=True)  # with "custom": (org_id, custom_role_id) → org_role (org_id, id)
     token_hash = Varchar(length=64, unique=True)  # hex SHA-256; the token is never stored
     invited_by = UUID(null=True)
     created_at = Timestamptz(default=TimestamptzNow())

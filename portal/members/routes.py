@@ -15,7 +15,8 @@ from portal.errors import DomainError, Invalid, NotFound
 from portal.members import service
 from portal.params import parse_id
 from portal.tenancy.context import OrgContext
-from portal.tenancy.permissions import ROLE_LABELS, Perm, Role
+from portal.roles import service as roles
+from portal.tenancy.permissions import Perm
 from portal.web.forms import field, read_form
 from portal.web.render import page, redirect, safe_next
 from portal.web.urls import url_for
@@ -71,7 +72,7 @@ async def _refused(request: HTMXRequest, org: OrgContext, raw_id: str, exc: Doma
         )
     return await page(
         request, LIST, block="member_row", status=exc.status_code, message=exc.message, category="error",
-        m=member, can_manage=org.can(Perm.MANAGE_MEMBERS),
+        can_manage=org.can(Perm.MANAGE_MEMBERS), **await service.row_context(org, member),
     )
 
 
@@ -82,12 +83,13 @@ async def member_role(request: HTMXRequest, org: NamedDependency[OrgContext], me
         member, changed = await service.change_role(org, parse_id(member_id), field(form, "role"))
     except DomainError as exc:
         return await _refused(request, org, member_id, exc)
-    label = ROLE_LABELS[Role(member["role"])]
+    label = roles.of_row(member).label
     message = f"{member['name']} is now {label}." if changed else f"{member['name']} already is {label}."
     category = "success" if changed else "info"
     if request.htmx:
         return await page(
-            request, LIST, block="member_row", message=message, category=category, m=member, can_manage=True
+            request, LIST, block="member_row", message=message, category=category, can_manage=True,
+            **await service.row_context(org, member),
         )
     return redirect(request, _back(request, form), message, category)
 

@@ -29,6 +29,7 @@ No Litestar here: functions take the ``OrgContext`` and raise domain errors.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 from datetime import datetime
 from typing import Any, Awaitable, Callable
@@ -43,7 +44,9 @@ from portal.db import engine as db
 from portal.errors import Conflict, Forbidden, Invalid, NotFound
 from portal.params import decode_cursor, encode_cursor, like_pattern, search_text
 from portal.tenancy.context import OrgContext
-from portal.tenancy.permissions import ASSIGNABLE_ROLES, MATRIX, ROLE_LABELS, Perm, Role
+from portal.roles import service as roles
+from portal.roles.service import role_fields
+from portal.tenancy.permissions import ASSIGNABLE_ROLES, BUILT_IN_CHOICES, Perm, Role, RoleChoice
 
 log = logging.getLogger("portal.members")
 
@@ -94,13 +97,6 @@ def _race_safe(fn):
     return wrapper
 
 
-def grantable(actor_role: Role, role: Role) -> bool:
-    """A role may be granted only by someone who holds every permission it carries (leaving
-    aside "leave", which is the one thing an owner cannot do). Ownership is never granted: it is
-    transferred."""
-    return role != Role.OWNER and (MATRIX[role] - {Perm.LEAVE}) <= MATRIX[actor_role]
-
-
 def _require(ctx: OrgContext, perm: Perm) -> None:
     # The middleware checked this under the share lock; a second wall costs nothing.
     if not ctx.can(perm):
@@ -120,37 +116,47 @@ def _label(row: Any) -> str:
 # under both of the table's RLS policies. With a search, the org's memberships are matched once
 # (emails are stored lower-case; names are compared lower-cased), and the total and the page both
 # come from that one pass.
-_PAGE = """
-SELECT t.total, p.*
-FROM (SELECT (SELECT member_count FROM organization WHERE id = {org}) AS total) t
+# The org's custom roles come with the page (the role menus offer them): a small table, read
+# in the same statement.
+_CUSTOM_ROLES = """(SELECT coalesce(jsonb_agg(jsonb_build_object('id', r.id, 'name', r.name, 'permissions', r.permissions)
+                                      ORDER BY lower(r.name), r.id), '[]'::jsonb)
+                    FROM org_role r WHERE r.org_id = {org}) AS custom_roles"""
+# A member's role: built-in, or custom with its name and permissions.
+_ROLE_COLUMNS = "m.role, m.custom_role_id, r.name AS role_name, r.permissions AS role_permissions"
+_ROLE_JOIN = "LEFT JOIN org_role r ON r.org_id = {org} AND r.id = m.custom_role_id"
+_PAGE = f"""
+SELECT t.total, t.custom_roles, p.*
+FROM (SELECT (SELECT member_count FROM organization WHERE id = {{org}}) AS total, {_CUSTOM_ROLES}) t
 LEFT JOIN LATERAL (
     -- the page's memberships first, then their accounts: whatever plan the planner picks for
     -- the page (its row estimate under RLS is poor), it joins 51 accounts, not the whole tail
-    SELECT m.id, m.user_id, m.role, m.joined_at, u.name, u.email
+    SELECT m.id, m.user_id, {_ROLE_COLUMNS}, m.joined_at, u.name, u.email
     FROM (
-        SELECT m.id, m.user_id, m.role, m.created_at AS joined_at FROM membership m
-        WHERE m.org_id = {org} AND %(cursor)s
+        SELECT m.id, m.user_id, m.role, m.custom_role_id, m.created_at AS joined_at FROM membership m
+        WHERE m.org_id = {{org}} AND %(cursor)s
         ORDER BY m.created_at %(dir)s, m.id %(dir)s
         LIMIT $1
     ) m JOIN app_user u ON u.id = m.user_id
+    {_ROLE_JOIN}
     ORDER BY m.joined_at %(dir)s, m.id %(dir)s
 ) p ON true
 """
-_SEARCH_PAGE = """
+_SEARCH_PAGE = f"""
 WITH hits AS MATERIALIZED (
-    SELECT m.id, m.user_id, m.role, m.created_at AS joined_at, u.name, u.email
+    SELECT m.id, m.user_id, {_ROLE_COLUMNS}, m.created_at AS joined_at, u.name, u.email
     FROM membership m JOIN app_user u ON u.id = m.user_id
-    WHERE m.org_id = {org} AND (u.email LIKE $2 OR lower(u.name) LIKE $2)
+    {_ROLE_JOIN}
+    WHERE m.org_id = {{org}} AND (u.email LIKE $2 OR lower(u.name) LIKE $2)
 )
-SELECT t.total, p.*
-FROM (SELECT count(*) AS total FROM hits) t
+SELECT t.total, t.custom_roles, p.*
+FROM (SELECT count(*) AS total, {_CUSTOM_ROLES} FROM hits) t
 LEFT JOIN LATERAL (
     SELECT * FROM hits m WHERE %(cursor)s ORDER BY m.joined_at %(dir)s, m.id %(dir)s LIMIT $1
 ) p ON true
 """
 _GET = (
-    "SELECT m.id, m.user_id, m.role, m.created_at AS joined_at, u.name, u.email "
-    "FROM membership m JOIN app_user u ON u.id = m.user_id WHERE m.org_id = {org} AND m.id = $1"
+    f"SELECT m.id, m.user_id, {_ROLE_COLUMNS}, m.created_at AS joined_at, u.name, u.email "
+    f"FROM membership m JOIN app_user u ON u.id = m.user_id {_ROLE_JOIN} WHERE m.org_id = {{org}} AND m.id = $1"
 )
 _LOCK = _GET + " FOR UPDATE OF m"
 
@@ -177,7 +183,7 @@ async def list_members(
     total = result[0]["total"]
     if total is None:  # the org was deleted since this request resolved it
         raise NotFound()
-    rows = [{k: v for k, v in r.items() if k != "total"} for r in result if r["id"] is not None]
+    rows = [{k: v for k, v in r.items() if k not in ("total", "custom_roles")} for r in result if r["id"] is not None]
     more = len(rows) > page_size
     rows = rows[:page_size]
     if backward:
@@ -192,8 +198,10 @@ async def list_members(
         else:
             next_cursor = last if more else None
             prev_cursor = first if forward else None
+    customs = [RoleChoice.custom(UUID(r["id"]), r["name"], r["permissions"]) for r in json.loads(result[0]["custom_roles"])]
     return {
-        "members": rows,
+        "members": with_role_keys(ctx, rows),
+        "role_choices": menu(ctx, customs),
         "total": total,
         "q": q,
         "next_cursor": next_cursor,
@@ -201,6 +209,27 @@ async def list_members(
         "paged": bool(cursor),
         "can_manage": ctx.can(Perm.MANAGE_MEMBERS),
     }
+
+
+def with_role_keys(ctx: OrgContext, rows: list[dict]) -> list[dict]:
+    """Each row's ``role_key`` (what its role menu has selected) and ``manageable`` (whether
+    ``ctx`` may change or remove them at all: never beyond ``ctx``'s own permissions)."""
+    for row in rows:
+        held = roles.of_row(row)
+        row["role_key"] = held.key
+        row["manageable"] = held.within(ctx.perms)
+    return rows
+
+
+def menu(ctx: OrgContext, customs: list[RoleChoice]) -> list[tuple[str, str]]:
+    """The role menu's (value, label) pairs: the roles ``ctx`` may grant."""
+    every = [*(BUILT_IN_CHOICES[r] for r in ASSIGNABLE_ROLES), *customs]
+    return [(c.key, c.label) for c in every if c.within(ctx.perms)]
+
+
+async def row_context(ctx: OrgContext, member: dict) -> dict:
+    """What one member row needs when drawn alone (after an htmx role change or refusal)."""
+    return {"m": with_role_keys(ctx, [member])[0], "role_choices": [(c.key, c.label) for c in await roles.choices(ctx)]}
 
 
 async def get_member(ctx: OrgContext, member_id: UUID) -> dict | None:
@@ -215,6 +244,7 @@ async def removal_preview(ctx: OrgContext, member_id: UUID) -> dict:
     if member is None:
         raise NotFound()
     _check_target(ctx, member, "remove")
+    roles.require_within(ctx, roles.of_row(member), "remove them")
     return member
 
 
@@ -224,7 +254,7 @@ async def transfer_candidates(ctx: OrgContext, q: str = "", selected: UUID | Non
     q = search_text(q)
     args: list[Any] = []
     sql = (
-        "SELECT m.id, m.role, u.name, u.email FROM membership m JOIN app_user u ON u.id = m.user_id "
+        f"SELECT m.id, {_ROLE_COLUMNS}, u.name, u.email FROM membership m JOIN app_user u ON u.id = m.user_id {_ROLE_JOIN} "
         "WHERE m.org_id = {org} AND m.role <> 'owner'"
     )
     if q:
@@ -258,20 +288,6 @@ def _check_target(ctx: OrgContext, target: dict, action: str) -> None:
         raise Conflict("The owner's role can't be changed. The owner can transfer ownership instead.")
 
 
-def _parse_role(raw: str) -> Role:
-    choices = ", ".join(ROLE_LABELS[r] for r in ASSIGNABLE_ROLES)
-    if raw == Role.OWNER:
-        raise Invalid(
-            "Ownership can't be given by a role change. Use “Transfer ownership” in the organization's settings.",
-            field_errors={"role": "Choose a role other than owner."},
-        )
-    try:
-        role = Role(raw)
-    except ValueError:
-        raise Invalid(f"Choose one of these roles: {choices}.", field_errors={"role": f"Choose one of: {choices}."}) from None
-    return role
-
-
 async def _lock_member(ctx: OrgContext, member_id: UUID, message: str | None = None) -> dict:
     row = await ctx.scope.fetchrow(_LOCK, member_id)
     if row is None:
@@ -283,23 +299,29 @@ async def _lock_member(ctx: OrgContext, member_id: UUID, message: str | None = N
 async def change_role(ctx: OrgContext, member_id: UUID, raw_role: str) -> tuple[dict, bool]:
     """Give a non-owner member another non-owner role. Returns (member after, changed?)."""
     _require(ctx, Perm.MANAGE_MEMBERS)
-    role = _parse_role(raw_role)
-    if not grantable(ctx.role, role):  # unreachable for the owner; the rule, stated
-        raise Forbidden("You can't grant a role with permissions you don't have.")
+    choice = await roles.resolve_choice(ctx, raw_role)  # a custom role: locked FOR SHARE
     target = await _lock_member(ctx, member_id)
     _check_target(ctx, target, "role")
-    if target["role"] == role:
+    held = roles.of_row(target)
+    roles.require_within(ctx, held, "change their role")
+    if held.key == choice.key:
         return target, False
     await _checkpoint("role.locked")
-    await ctx.scope.execute("UPDATE membership SET role = $1 WHERE org_id = {org} AND id = $2", role.value, member_id)
+    await ctx.scope.execute(
+        "UPDATE membership SET role = $1, custom_role_id = $2 WHERE org_id = {org} AND id = $3",
+        choice.role.value, choice.custom_role_id, member_id,
+    )
     await audit.record(
         ctx,
         Action.MEMBER_ROLE_CHANGED,
         target=("membership", member_id, _label(target)),
-        before={"role": target["role"]},
-        after={"role": role.value},
+        before=role_fields(held),
+        after=role_fields(choice),
     )
-    return {**target, "role": role.value}, True
+    return {
+        **target, "role": choice.role.value, "custom_role_id": choice.custom_role_id,
+        "role_name": choice.label if choice.custom_role_id else None, "role_permissions": sorted(choice.perms - {Perm.VIEW}),
+    }, True
 
 
 async def _delete_membership(ctx: OrgContext, member: dict, action: Action) -> None:
@@ -309,7 +331,7 @@ async def _delete_membership(ctx: OrgContext, member: dict, action: Action) -> N
         ctx,
         action,
         target=("membership", member["id"], _label(member)),
-        before={"role": member["role"], "user_id": str(member["user_id"]), "email": member["email"]},
+        before={**role_fields(roles.of_row(member)), "user_id": str(member["user_id"]), "email": member["email"]},
     )
 
 
@@ -320,6 +342,7 @@ async def remove_member(ctx: OrgContext, member_id: UUID) -> dict:
     _require(ctx, Perm.MANAGE_MEMBERS)
     target = await _lock_member(ctx, member_id)
     _check_target(ctx, target, "remove")
+    roles.require_within(ctx, roles.of_row(target), "remove them")
     await _checkpoint("remove.locked")
     await _delete_membership(ctx, target, Action.MEMBER_REMOVED)
     return target
@@ -369,12 +392,15 @@ async def transfer_ownership(ctx: OrgContext, member_id: UUID | None, password: 
     # Demote first: membership_one_owner admits one owner at a time.
     await ctx.scope.execute("UPDATE membership SET role = 'member' WHERE org_id = {org} AND id = $1", me["id"])
     await _checkpoint("transfer.demoted")
-    await ctx.scope.execute("UPDATE membership SET role = 'owner' WHERE org_id = {org} AND id = $1", member_id)
+    await ctx.scope.execute(
+        "UPDATE membership SET role = 'owner', custom_role_id = NULL WHERE org_id = {org} AND id = $1", member_id
+    )
     await audit.record(
         ctx,
         Action.ORG_OWNERSHIP_TRANSFERRED,
         target=("membership", member_id, _label(target)),
-        before={"owner": me["email"], "owner_membership_id": str(me["id"]), "new_owner_role": target["role"]},
+        before={"owner": me["email"], "owner_membership_id": str(me["id"]), "new_owner_role": target["role"],
+                **({"new_owner_role_name": target["role_name"]} if target["custom_role_id"] else {})},
         after={"owner": target["email"], "owner_membership_id": str(member_id), "previous_owner_role": Role.MEMBER.value},
     )
     return target

@@ -29,6 +29,7 @@ from portal.params import decode_cursor, encode_cursor, like_pattern
 from portal.resources import common
 from portal.resources.common import FormErrors
 from portal.tenancy.context import OrgContext
+from portal.tenancy.permissions import Perm
 from portal.tenancy.scope import TenantScope
 
 Form = Mapping[str, str]
@@ -169,6 +170,7 @@ class Resource:
     intro: ClassVar[str] = ""  # the list page's one-line explanation
     search_hint: ClassVar[str] = "Name or description"  # the search box's placeholder
     form_autocomplete_off: ClassVar[bool] = False
+    table: ClassVar[str] = ""  # the table, when not named like the noun
     alias: ClassVar[str]  # the table's alias in ``columns``
     columns: ClassVar[str]  # what a detail page shows
     list_columns: ClassVar[str | None] = None  # what a list shows, when lighter than ``columns``
@@ -178,6 +180,14 @@ class Resource:
     toggle: ClassVar[Toggle | None] = None
     export: ClassVar[Export]
     page_size: ClassVar[int] = common.PAGE_SIZE
+    before_list: ClassVar[bool] = False  # the parts have a ``before_list`` macro (above the list)
+    blocker_detail: ClassVar[str] = ""  # a parts macro the delete page shows under a blocker
+    view_permission: ClassVar[Perm] = Perm.VIEW  # the list and detail pages
+    manage_permission: ClassVar[Perm] = Perm.MANAGE_RESOURCES  # the forms, edits and deletes
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.table = cls.table or cls.noun
 
     # -- derived names --------------------------------------------------------------------------
     @property
@@ -192,7 +202,7 @@ class Resource:
         return Action(f"{self.noun}.{verb}")
 
     def _from(self) -> str:
-        return f"{self.noun} {self.alias} {self.joins}".rstrip()
+        return f"{self.table} {self.alias} {self.joins}".rstrip()
 
     # -- hooks ------------------------------------------------------------------------------------
     def audited(self, row: Any) -> dict[str, Any]:
@@ -209,6 +219,9 @@ class Resource:
 
     async def check(self, ctx: OrgContext, values: dict[str, Any], errors: FormErrors, current: Any) -> None:
         """Checks that need the database or several fields (after each field read its own)."""
+
+    def guard(self, ctx: OrgContext, row: Any) -> None:
+        """Refuse (raise) when ``ctx`` may not change or delete this locked row at all."""
 
     def in_use(self, row: Any) -> str | None:
         """Why the row can't be deleted now (a Conflict), or None."""
@@ -251,6 +264,10 @@ class Resource:
     async def detail_context(self, ctx: OrgContext, row: Any) -> dict[str, Any]:
         return {}
 
+    async def confirm_context(self, ctx: OrgContext, row: Any) -> dict[str, Any]:
+        """What the delete page shows besides the row (e.g. who still holds a role)."""
+        return {}
+
     def delete_blocker(self, row: Any) -> str | None:
         """Shown on the delete page instead of the button while the row can't be deleted."""
         return None
@@ -267,7 +284,7 @@ class Resource:
         """One numbered page of rows matching ``q``: two statements (count, rows)."""
         where, params = self.match(q) if q else ("TRUE", [])
         a = self.alias
-        total = await scope.fetchval(f"SELECT count(*) FROM {self.noun} {a} WHERE {a}.org_id = {{org}} AND {where}", *params)
+        total = await scope.fetchval(f"SELECT count(*) FROM {self.table} {a} WHERE {a}.org_id = {{org}} AND {where}", *params)
         pager = common.pager(total, number, self.page_size)
         n = len(params)
         rows = await scope.fetch(
@@ -341,7 +358,7 @@ class Resource:
                 slots.append(f"${len(params)}")
         async with common.unique_name(self.taken):
             return await ctx.scope.fetchval(
-                f"INSERT INTO {self.noun} (org_id, {', '.join(names)}) VALUES ({{org}}, {', '.join(slots)}) RETURNING id",
+                f"INSERT INTO {self.table} (org_id, {', '.join(names)}) VALUES ({{org}}, {', '.join(slots)}) RETURNING id",
                 *params,
             )
 
@@ -361,7 +378,7 @@ class Resource:
         sets = ", ".join(f"{col} = ${i + 2}{cast}" for i, (col, cast) in enumerate(zip(names, casts)))
         async with common.unique_name(self.taken):
             await ctx.scope.execute(
-                f"UPDATE {self.noun} SET {sets}, updated_at = now() WHERE org_id = {{org}} AND id = $1", current["id"], *params
+                f"UPDATE {self.table} SET {sets}, updated_at = now() WHERE org_id = {{org}} AND id = $1", current["id"], *params
             )
         label = values.get("name", current["name"])
         await audit.record(ctx, self.action("updated"), target=(self.noun, current["id"], label), before=before, after=after)
@@ -370,12 +387,14 @@ class Resource:
     async def update(self, ctx: OrgContext, item_id: UUID, form: Form) -> bool:
         """Save the edit form; False if nothing changed."""
         current = await self.get(ctx.scope, item_id, lock=True)
+        self.guard(ctx, current)
         return await self.apply(ctx, current, await self.validate(ctx, form, current))
 
     async def switch(self, ctx: OrgContext, item_id: UUID, raw: str) -> asyncpg.Record:
         """Flip the ``toggle`` field to the posted value; the row as it is now."""
         assert self.toggle is not None
         current = await self.get(ctx.scope, item_id, lock=True)
+        self.guard(ctx, current)
         value = self.toggle.parse(raw)
         if value is None:
             raise Invalid(self.toggle.invalid, field_errors={self.toggle.field: self.toggle.invalid})
@@ -385,11 +404,12 @@ class Resource:
     async def delete(self, ctx: OrgContext, item_id: UUID) -> str:
         """Delete the row (refused while something uses it); its name."""
         current = await self.get(ctx.scope, item_id, lock=True)
+        self.guard(ctx, current)
         if problem := self.in_use(current):
             raise Conflict(problem)
         try:
             async with common.savepoint():
-                await ctx.scope.execute(f"DELETE FROM {self.noun} WHERE org_id = {{org}} AND id = $1", item_id)
+                await ctx.scope.execute(f"DELETE FROM {self.table} WHERE org_id = {{org}} AND id = $1", item_id)
         except asyncpg.ForeignKeyViolationError:  # a reference appeared since the check
             raise Conflict(self.in_use_meanwhile.format(name=current["name"])) from None
         await audit.record(

@@ -131,8 +131,8 @@ def routes(res: Resource) -> list[HTTPRouteHandler]:
     """The handlers every resource has, named ``<plural>.<action>``."""
     base = f"/{res.plural}"
     one = f"{base}/{{{res.id_param}:str}}"
-    view = {"permission": Perm.VIEW}
-    manage = {"permission": Perm.MANAGE_RESOURCES}
+    view = {"permission": res.view_permission}
+    manage = {"permission": res.manage_permission}
     name = res.plural
 
     async def list_(request: HTMXRequest, org: NamedDependency[OrgContext]) -> Response:
@@ -191,7 +191,8 @@ def routes(res: Resource) -> list[HTTPRouteHandler]:
     async def confirm(request: HTMXRequest, org: NamedDependency[OrgContext]) -> Response:
         item = await res.get(org.scope, item_id(request, res))
         return await resource_page(
-            request, CONFIRM, res, item=item, blocker=res.delete_blocker(item), consequence=res.delete_consequence(item)
+            request, CONFIRM, res, item=item, blocker=res.delete_blocker(item), consequence=res.delete_consequence(item),
+            **await res.confirm_context(org, item),
         )
 
     async def delete(request: HTMXRequest, org: NamedDependency[OrgContext]) -> Response:

@@ -41,7 +41,7 @@ from litestar.utils.scope.state import ScopeState
 
 from portal.db import engine as db
 from portal.errors import Forbidden, NotFound
-from portal.tenancy.permissions import MATRIX, Perm, Role
+from portal.tenancy.permissions import MATRIX, ROLE_LABELS, Perm, Role, custom_permissions
 from portal.tenancy.scope import TenantScope
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -71,12 +71,18 @@ class OrgContext:
     # The signed-in user's orgs (slug, name, role) for the layout's switcher, read by the same
     # statement that resolved the org on page loads (safe requests); None when not read.
     my_orgs: tuple[dict, ...] | None = None
-    # What the role allows, read with the membership (``Perm`` is a ``str`` enum, so a plain
-    # permission name tests the same way).
+    # What the role allows, read with the membership: the matrix's row for a built-in role, the
+    # org's row for a custom one (``Perm`` is a ``str`` enum: a plain permission name tests the same).
     perms: frozenset[Perm] = frozenset()
+    custom_role_id: UUID | None = None  # with ``role`` CUSTOM: the org's role the member holds
+    role_name: str | None = None  # its name
 
     def can(self, perm: Perm | str) -> bool:
         return perm in self.perms
+
+    @property
+    def role_label(self) -> str:
+        return self.role_name if self.role is Role.CUSTOM and self.role_name else ROLE_LABELS[self.role]
 
 
 class _Rollback(Exception):
@@ -143,7 +149,7 @@ async def resolve(
     if row is None:
         raise NotFound()
     role = Role(row["role"])
-    perms = MATRIX[role]
+    perms = custom_permissions(row["permissions"]) if role is Role.CUSTOM else MATRIX[role]
     if perm not in perms:
         raise Forbidden("Your role in this organization doesn't allow that.")
     return OrgContext(
@@ -151,6 +157,8 @@ async def resolve(
         membership_id=row["membership_id"],
         role=role,
         perms=perms,
+        custom_role_id=row["custom_role_id"],
+        role_name=row["role_name"],
         user_id=user.id,
         user_email=user.email,
         user_name=user.name,

@@ -18,7 +18,7 @@ from litestar.utils.scope.state import ScopeState
 from litestar.status_codes import HTTP_200_OK, HTTP_303_SEE_OTHER
 
 from portal.config import ROOT
-from portal.tenancy.permissions import ASSIGNABLE_ROLES, ROLE_LABELS, Perm, Role
+from portal.tenancy.permissions import ROLE_LABELS, Perm, Role
 from portal.web import flash
 from portal.web.urls import Urls, reverse
 
@@ -35,9 +35,6 @@ env.globals.update(
     Perm=Perm,
     Role=Role,
     ROLE_LABELS=ROLE_LABELS,
-    ASSIGNABLE_ROLES=ASSIGNABLE_ROLES,
-    # (value, label) pairs for role <select>s drawn once per row: plain tuples, no enum lookups.
-    ROLE_CHOICES=tuple((role.value, ROLE_LABELS[role]) for role in ASSIGNABLE_ROLES),
 )
 
 
@@ -58,6 +55,7 @@ _SIDEBAR: tuple[tuple[str | None, str, tuple[Perm, ...], str], ...] = (
     ("orgs.dashboard", "Dashboard", (), "exact"),
     ("members.list", "Members", (), "below"),
     ("invites.list", "Invites", (Perm.MANAGE_MEMBERS,), "below"),
+    ("roles.list", "Roles", (Perm.MANAGE_MEMBERS,), "below"),
     (None, "Resources", (), ""),
     ("agents.list", "Agents", (), "below"),
     ("workflows.list", "Workflows", (), "below"),
@@ -123,7 +121,14 @@ def _fmt_dt(value: Any, fmt: str = "%Y-%m-%d %H:%M UTC") -> str:
 
 env.filters["dt"] = _fmt_dt
 env.filters["date"] = lambda v: _fmt_dt(v, "%Y-%m-%d")
-env.filters["role_label"] = lambda r: ROLE_LABELS.get(Role(r), r) if r in Role._value2member_map_ else r
+def _role_label(role: str, name: str | None = None) -> str:
+    """A role's name for people: a custom role's own name (``name``), a built-in role's label."""
+    if role == Role.CUSTOM:
+        return name or ROLE_LABELS[Role.CUSTOM]
+    return ROLE_LABELS.get(Role(role), role) if role in Role._value2member_map_ else role
+
+
+env.filters["role_label"] = _role_label
 env.filters["urlencode_params"] = lambda d: urlencode({k: v for k, v in d.items() if v not in (None, "")})
 
 

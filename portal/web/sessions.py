@@ -59,9 +59,11 @@ WITH me AS MATERIALIZED (
       AND s.last_seen_at > $2 AND s.created_at > $3
 )
 SELECT me.id, me.user_id, me.last_seen_at, me.email, me.name,
-       (SELECT coalesce(jsonb_agg(jsonb_build_object('slug', o.slug, 'name', o.name, 'role', m.role)
+       (SELECT coalesce(jsonb_agg(jsonb_build_object('slug', o.slug, 'name', o.name, 'role', m.role, 'role_name', r.name)
                                   ORDER BY lower(o.name), o.slug), '[]'::jsonb)
         FROM membership m JOIN organization o ON o.id = m.org_id
+        -- a custom role's name: readable for the roles one holds (RLS policy held_roles)
+        LEFT JOIN org_role r ON r.org_id = m.org_id AND r.id = m.custom_role_id
         WHERE m.user_id = me.user_id) AS my_orgs
 FROM me
 """

@@ -42,7 +42,7 @@ async def test_owner_exports_a_verifiable_archive(client_for, make_org, make_mem
     manifest, files = verify_archive(data)
     assert manifest["organization"] == {"id": str(org.id), "slug": org.slug, "name": org.name}
     assert manifest["generated_by"] == {"user_id": str(org.owner.id), "email": org.owner.email}
-    assert manifest["export_id"] == str(job_id) and manifest["format_version"] == 1
+    assert manifest["export_id"] == str(job_id) and manifest["format_version"] == 2
     counts = {f["name"]: f["records"] for f in manifest["files"]}
     assert counts == await expected_counts(su, org.id, job_id)
     assert job["records_done"] == sum(counts.values())

@@ -1,0 +1,1 @@
+"""Custom roles (SPEC §13): an org's own sets of permissions, layered on the built-in roles."""
