@@ -92,6 +92,19 @@ for _kind, _id in (("agents", "agent_id"), ("workflows", "workflow_id"), ("conne
             f"POST /orgs/{{slug}}/{_kind}/{{{_id}}}/delete": MANAGE_RESOURCES,
         }
     )
+# SPEC §13: custom roles are managed by whoever manages members (the owner among built-in roles).
+ACCESS.update(
+    {
+        "GET /orgs/{slug}/roles": MEMBERS,
+        "GET /orgs/{slug}/roles/{role_id}": MEMBERS,
+        "GET /orgs/{slug}/roles/new": MEMBERS,
+        "POST /orgs/{slug}/roles": MEMBERS,
+        "GET /orgs/{slug}/roles/{role_id}/edit": MEMBERS,
+        "POST /orgs/{slug}/roles/{role_id}/edit": MEMBERS,
+        "GET /orgs/{slug}/roles/{role_id}/delete": MEMBERS,
+        "POST /orgs/{slug}/roles/{role_id}/delete": MEMBERS,
+    }
+)
 ACCESS.update(
     {
         "POST /orgs/{slug}/agents/{agent_id}/status": MANAGE_RESOURCES,

@@ -147,6 +147,20 @@ async def add_team(su, org_id, name: str | None = None, members: tuple = ()) -> 
     return team_id
 
 
+async def add_role(su, org_id, name: str | None = None, permissions: tuple[str, ...] = ("audit.view", "export.use")) -> uuid.UUID:
+    """A custom role of the org (nobody holds it yet)."""
+    return await su.fetchval(
+        "INSERT INTO org_role (org_id, name, permissions) VALUES ($1, $2, $3) RETURNING id",
+        org_id, name or unique("role"), list(permissions),
+    )
+
+
+async def give_role(su, org_id, membership: uuid.UUID, role_id: uuid.UUID) -> None:
+    await su.execute(
+        "UPDATE membership SET role = 'custom', custom_role_id = $3 WHERE org_id = $1 AND id = $2", org_id, membership, role_id
+    )
+
+
 async def add_invite(su, org: OrgRef, email: str | None = None, role: str = "member") -> uuid.UUID:
     """A pending invite whose token nobody knows (``make_invite`` returns one you can use)."""
     return await su.fetchval(
@@ -183,7 +197,7 @@ class World:
     * ``agent_used`` (run by ``workflow``), ``agent_free``, ``connection`` (with a secret set),
       ``team`` (whose one member is the ``member`` role: ``team_member``), ``target`` (the
       membership of one more plain member, for role changes and removals to act on), ``invite``
-      (pending), ``export`` (finished);
+      (pending), ``export`` (finished), ``role`` (a custom role nobody holds);
     * ``params``: a value in this org for every path parameter of the route table (``slug``,
       ``agent_id`` ...), for ``tests.routes.fill``.
     """
@@ -201,6 +215,7 @@ class World:
     target: uuid.UUID | None = None
     invite: uuid.UUID | None = None
     export: uuid.UUID | None = None
+    role: uuid.UUID | None = None
 
 
 async def build_world(su, make_org, make_member, *, objects: bool = True, outsiders: bool = False) -> World:
@@ -221,7 +236,9 @@ async def build_world(su, make_org, make_member, *, objects: bool = True, outsid
         w.team = await add_team(su, org.id, members=(w.team_member,))
         w.invite = await add_invite(su, org)
         w.export = await add_finished_export(su, org)
+        w.role = await add_role(su, org.id)
         w.params.update(
+            role_id=str(w.role),
             agent_id=str(w.agent_free),
             workflow_id=str(w.workflow),
             connection_id=str(w.connection),

@@ -116,48 +116,54 @@ def _label(row: Any) -> str:
 # under both of the table's RLS policies. With a search, the org's memberships are matched once
 # (emails are stored lower-case; names are compared lower-cased), and the total and the page both
 # come from that one pass.
-# The org's custom roles come with the page (the role menus offer them): a small table, read
-# in the same statement.
-_CUSTOM_ROLES = """(SELECT coalesce(jsonb_agg(jsonb_build_object('id', r.id, 'name', r.name, 'permissions', r.permissions)
-                                      ORDER BY lower(r.name), r.id), '[]'::jsonb)
-                    FROM org_role r WHERE r.org_id = {org}) AS custom_roles"""
-# A member's role: built-in, or custom with its name and permissions.
-_ROLE_COLUMNS = "m.role, m.custom_role_id, r.name AS role_name, r.permissions AS role_permissions"
-_ROLE_JOIN = "LEFT JOIN org_role r ON r.org_id = {org} AND r.id = m.custom_role_id"
-_PAGE = f"""
+# A member's role comes with them: built-in, or custom with its name and permissions
+# (``m.role, m.custom_role_id, r.name AS role_name, r.permissions AS role_permissions``). The org's
+# custom roles come with the page too (the role menus offer them): a small table, read in the same
+# statement.
+_PAGE = """
 SELECT t.total, t.custom_roles, p.*
-FROM (SELECT (SELECT member_count FROM organization WHERE id = {{org}}) AS total, {_CUSTOM_ROLES}) t
+FROM (SELECT (SELECT member_count FROM organization WHERE id = {org}) AS total,
+             (SELECT coalesce(jsonb_agg(jsonb_build_object('id', r.id, 'name', r.name, 'permissions', r.permissions)
+                                        ORDER BY lower(r.name), r.id), '[]'::jsonb)
+              FROM org_role r WHERE r.org_id = {org}) AS custom_roles) t
 LEFT JOIN LATERAL (
     -- the page's memberships first, then their accounts: whatever plan the planner picks for
     -- the page (its row estimate under RLS is poor), it joins 51 accounts, not the whole tail
-    SELECT m.id, m.user_id, {_ROLE_COLUMNS}, m.joined_at, u.name, u.email
+    SELECT m.id, m.user_id, m.role, m.custom_role_id, r.name AS role_name, r.permissions AS role_permissions,
+           m.joined_at, u.name, u.email
     FROM (
         SELECT m.id, m.user_id, m.role, m.custom_role_id, m.created_at AS joined_at FROM membership m
-        WHERE m.org_id = {{org}} AND %(cursor)s
+        WHERE m.org_id = {org} AND %(cursor)s
         ORDER BY m.created_at %(dir)s, m.id %(dir)s
         LIMIT $1
     ) m JOIN app_user u ON u.id = m.user_id
-    {_ROLE_JOIN}
+    LEFT JOIN org_role r ON r.org_id = {org} AND r.id = m.custom_role_id
     ORDER BY m.joined_at %(dir)s, m.id %(dir)s
 ) p ON true
 """
-_SEARCH_PAGE = f"""
+_SEARCH_PAGE = """
 WITH hits AS MATERIALIZED (
-    SELECT m.id, m.user_id, {_ROLE_COLUMNS}, m.created_at AS joined_at, u.name, u.email
+    SELECT m.id, m.user_id, m.role, m.custom_role_id, r.name AS role_name, r.permissions AS role_permissions,
+           m.created_at AS joined_at, u.name, u.email
     FROM membership m JOIN app_user u ON u.id = m.user_id
-    {_ROLE_JOIN}
-    WHERE m.org_id = {{org}} AND (u.email LIKE $2 OR lower(u.name) LIKE $2)
+    LEFT JOIN org_role r ON r.org_id = {org} AND r.id = m.custom_role_id
+    WHERE m.org_id = {org} AND (u.email LIKE $2 OR lower(u.name) LIKE $2)
 )
 SELECT t.total, t.custom_roles, p.*
-FROM (SELECT count(*) AS total, {_CUSTOM_ROLES} FROM hits) t
+FROM (SELECT count(*) AS total,
+             (SELECT coalesce(jsonb_agg(jsonb_build_object('id', r.id, 'name', r.name, 'permissions', r.permissions)
+                                        ORDER BY lower(r.name), r.id), '[]'::jsonb)
+              FROM org_role r WHERE r.org_id = {org}) AS custom_roles
+      FROM hits) t
 LEFT JOIN LATERAL (
     SELECT * FROM hits m WHERE %(cursor)s ORDER BY m.joined_at %(dir)s, m.id %(dir)s LIMIT $1
 ) p ON true
 """
-_GET = (
-    f"SELECT m.id, m.user_id, {_ROLE_COLUMNS}, m.created_at AS joined_at, u.name, u.email "
-    f"FROM membership m JOIN app_user u ON u.id = m.user_id {_ROLE_JOIN} WHERE m.org_id = {{org}} AND m.id = $1"
-)
+_GET = """SELECT m.id, m.user_id, m.role, m.custom_role_id, r.name AS role_name, r.permissions AS role_permissions,
+                 m.created_at AS joined_at, u.name, u.email
+          FROM membership m JOIN app_user u ON u.id = m.user_id
+          LEFT JOIN org_role r ON r.org_id = {org} AND r.id = m.custom_role_id
+          WHERE m.org_id = {org} AND m.id = $1"""
 _LOCK = _GET + " FOR UPDATE OF m"
 
 
@@ -254,8 +260,9 @@ async def transfer_candidates(ctx: OrgContext, q: str = "", selected: UUID | Non
     q = search_text(q)
     args: list[Any] = []
     sql = (
-        f"SELECT m.id, {_ROLE_COLUMNS}, u.name, u.email FROM membership m JOIN app_user u ON u.id = m.user_id {_ROLE_JOIN} "
-        "WHERE m.org_id = {org} AND m.role <> 'owner'"
+        "SELECT m.id, m.role, m.custom_role_id, r.name AS role_name, u.name, u.email "
+        "FROM membership m JOIN app_user u ON u.id = m.user_id "
+        "LEFT JOIN org_role r ON r.org_id = {org} AND r.id = m.custom_role_id WHERE m.org_id = {org} AND m.role <> 'owner'"
     )
     if q:
         args.append(like_pattern(q.lower()))

@@ -1,5 +1,5 @@
-"""An org's custom roles. The DDL (the permission check, the composite foreign keys from
-membership and invite, RLS) is in ``migrations/portal_2026_11_30t16_00_00_000000.py``."""
+"""An org's custom roles. The DDL (the permission check, the composite foreign keys that
+memberships and invites hold them by, RLS) is in ``migrations/portal_2026_11_30t16_00_00_000000.py``."""
 
 from __future__ import annotations
 
