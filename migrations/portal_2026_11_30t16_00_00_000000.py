@@ -7,8 +7,9 @@ implied; ``org.manage`` is never grantable: settings, transfer and deletion stay
 **Holding one**: ``membership.role`` and ``invite.role`` gain the value ``'custom'``, which names
 the row in ``custom_role_id`` (and only then is there one). The foreign key includes ``org_id``,
 so a membership can only ever hold a role of its own org, whatever the code does. A role with
-holders or pending invites cannot be deleted (NO ACTION: checked at the end of the statement, so
-deleting a whole organization still cascades through both).
+holders or pending invites cannot be deleted (memberships: NO ACTION, checked at the end of the
+statement, so deleting a whole organization still cascades; invites: a finished invite lets go of
+the role, a pending one may not).
 
 A person may read the name of a role they hold in any of their orgs (policy ``held_roles``, like
 ``own_memberships``), so the org switcher and the org list can name it.
@@ -60,9 +61,14 @@ ALTER TABLE invite DROP CONSTRAINT invite_role_check;
 ALTER TABLE invite ADD COLUMN custom_role_id uuid;
 ALTER TABLE invite
     ADD CONSTRAINT invite_role_check CHECK (role IN ('billing_admin', 'compliance_officer', 'member', 'custom')),
-    ADD CONSTRAINT invite_custom_role_named CHECK ((role = 'custom') = (custom_role_id IS NOT NULL)),
+    ADD CONSTRAINT invite_custom_role_only_custom CHECK (custom_role_id IS NULL OR role = 'custom'),
+    -- A pending invite names its role; a finished one (accepted, revoked, replaced) lets go of it
+    -- when the role is deleted (SET NULL below), and keeps its name in the audit trail.
+    ADD CONSTRAINT invite_pending_custom_role_named CHECK (
+        role <> 'custom' OR custom_role_id IS NOT NULL
+        OR accepted_at IS NOT NULL OR revoked_at IS NOT NULL OR superseded_at IS NOT NULL),
     ADD CONSTRAINT invite_custom_role_same_org
-        FOREIGN KEY (org_id, custom_role_id) REFERENCES org_role (org_id, id);
+        FOREIGN KEY (org_id, custom_role_id) REFERENCES org_role (org_id, id) ON DELETE SET NULL (custom_role_id);
 CREATE INDEX invite_custom_role ON invite (org_id, custom_role_id) WHERE custom_role_id IS NOT NULL;
 
 -- Like own_memberships: a person may read the name of a role they hold in any of their orgs (the

@@ -213,6 +213,22 @@ async def app_conn(database):
     await conn.close()
 
 
+# -- races ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def gate():
+    """Holds a members service call (role change, removal, transfer ...) at a named checkpoint
+    (``tests.concurrency.CheckpointGate``)."""
+    from portal.members import service
+    from tests.concurrency import CheckpointGate
+
+    g = CheckpointGate()
+    service.checkpoint_hook = g
+    yield g
+    service.checkpoint_hook = None
+
+
 # -- mail ---------------------------------------------------------------------------------------
 
 

@@ -162,6 +162,7 @@ def routes(res: Resource) -> list[HTTPRouteHandler]:
 
     async def edit(request: HTMXRequest, org: NamedDependency[OrgContext]) -> Response:
         item = await res.get(org.scope, item_id(request, res))
+        res.guard(org, item)  # no form for what this person may not change
         return await form_page(request, org, res, form=res.form_of(item), errors={}, item=item)
 
     async def update(request: HTMXRequest, org: NamedDependency[OrgContext]) -> Response:
@@ -190,6 +191,7 @@ def routes(res: Resource) -> list[HTTPRouteHandler]:
 
     async def confirm(request: HTMXRequest, org: NamedDependency[OrgContext]) -> Response:
         item = await res.get(org.scope, item_id(request, res))
+        res.guard(org, item)
         return await resource_page(
             request, CONFIRM, res, item=item, blocker=res.delete_blocker(item), consequence=res.delete_consequence(item),
             **await res.confirm_context(org, item),

@@ -95,7 +95,7 @@ class Roles(layer.Resource):
 
     # -- containment ------------------------------------------------------------------------------
     async def check(self, ctx: OrgContext, values: dict[str, Any], errors: FormErrors, current: Any) -> None:
-        if not set(values.get("permissions", ())) <= ctx.perms:
+        if not set(values.get("permissions", ())) - {Perm.LEAVE} <= ctx.perms:
             raise Forbidden(BEYOND_YOU)
 
     def guard(self, ctx: OrgContext, row: Any) -> None:
@@ -166,8 +166,9 @@ async def holders_of(ctx: OrgContext, row: Any) -> list:
 
 
 def checklist(ctx: OrgContext) -> list[tuple[Perm, str, str, bool]]:
-    """The roles form's permissions: (permission, name, explanation, may the actor grant it)."""
-    return [(perm, *PERM_TEXT[perm], perm in ctx.perms) for perm in GRANTABLE]
+    """The roles form's permissions: (permission, name, explanation, may the actor grant it).
+    Like ``RoleChoice.within``: "leave" is anyone's to give (the owner is the one who can't leave)."""
+    return [(perm, *PERM_TEXT[perm], perm in ctx.perms or perm == Perm.LEAVE) for perm in GRANTABLE]
 
 
 def of_row(row: Any) -> RoleChoice:

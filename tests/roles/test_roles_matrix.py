@@ -1,0 +1,81 @@
+"""SECURITY 44: for random permission sets (Hypothesis), a member holding a custom role with that
+set gets exactly the answers the set implies, over the whole org route table: a 403 that writes
+nothing where the set lacks the route's permission, and past the guard where it holds it (unless
+containment refuses: acting on someone or something whose role goes beyond the set)."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, example, given, settings, strategies as st
+
+from tests.access_matrix import ACCESS, AUDIT, BILLING, EXPORT, LEAVE, MANAGE_RESOURCES, MEMBERS, ORG, VIEW
+from tests.factories import add_role, give_role
+from tests.routes import fill, live_routes
+
+GRANTABLE = ("resources.manage", "billing.manage", "audit.view", "export.use", "members.manage", "org.leave")
+PERMISSION = {  # the access table's names → SPEC §2's permissions
+    VIEW: "org.view", MANAGE_RESOURCES: "resources.manage", BILLING: "billing.manage", AUDIT: "audit.view",
+    EXPORT: "export.use", MEMBERS: "members.manage", ORG: "org.manage", LEAVE: "org.leave",
+}
+# Routes that act on something with a role of its own: the world's plain member (``member_id``)
+# and pending invite (role member), and its custom role (audit.view + export.use).
+MEMBER_ROLE = {"resources.manage"}  # member's permissions beyond org.view and org.leave
+WORLD_ROLE = {"audit.view", "export.use"}
+CONTAINED = {
+    "POST /orgs/{slug}/members/{member_id}/role": MEMBER_ROLE,  # the form asks for "member" too
+    "GET /orgs/{slug}/members/{member_id}/remove": MEMBER_ROLE,
+    "POST /orgs/{slug}/members/{member_id}/remove": MEMBER_ROLE,
+    "POST /orgs/{slug}/invites/{invite_id}/resend": MEMBER_ROLE,
+    "POST /orgs/{slug}/invites/{invite_id}/revoke": MEMBER_ROLE,
+    "GET /orgs/{slug}/roles/{role_id}/edit": WORLD_ROLE,
+    "POST /orgs/{slug}/roles/{role_id}/edit": WORLD_ROLE,
+    "GET /orgs/{slug}/roles/{role_id}/delete": WORLD_ROLE,
+    "POST /orgs/{slug}/roles/{role_id}/delete": WORLD_ROLE,
+}
+
+
+def stage(method: str, path: str) -> int:
+    """Run order for allowed requests: pages, then changes, then removals, then deletions (a
+    team's members go before the team), then leaving."""
+    if method == "GET":
+        return 0
+    if path.endswith("/leave"):
+        return 4
+    if path.endswith("/delete"):
+        return 3
+    if path.endswith(("/remove", "/revoke")):
+        return 2
+    return 1
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(granted=st.sets(st.sampled_from(GRANTABLE)))
+@example(granted=set())
+@example(granted=set(GRANTABLE))
+@example(granted={"audit.view", "export.use"})
+async def test_a_custom_role_gets_exactly_what_its_permissions_imply(app, make_world, client_for, su, snapshot, granted):
+    w = await make_world()
+    role = await add_role(su, w.org.id, "Under test", tuple(sorted(granted)))
+    await give_role(su, w.org.id, w.memberships["member"], role)
+    c = await client_for(w.users["member"])
+    holds = {"org.view", *granted}
+    routes = [(m, p) for m, p in live_routes(app) if p.startswith("/orgs/{slug}")]
+    denied = [(m, p) for m, p in routes if PERMISSION[ACCESS[f"{m} {p}"]] not in holds]
+    allowed = sorted(set(routes) - set(denied), key=lambda mp: (stage(*mp), mp))
+    form = {"role": "member"}
+
+    before = await snapshot(w.org.id)
+    for method, path in denied:
+        url = fill(path, w.params)
+        r = await c.get(url) if method == "GET" else await c.post(url, form)
+        assert r.status_code == 403, (sorted(granted), method, path, r.status_code)
+    assert await snapshot(w.org.id) == before, sorted(granted)
+
+    for method, path in allowed:
+        url = fill(path, w.params)
+        r = await c.get(url) if method == "GET" else await c.post(url, form)
+        needs = CONTAINED.get(f"{method} {path}")
+        if needs is not None and not needs <= holds:
+            assert r.status_code == 403, (sorted(granted), method, path, r.status_code)
+        else:
+            assert r.status_code not in (401, 403, 404) and r.status_code < 500, (sorted(granted), method, path, r.status_code)
+    assert denied or allowed
