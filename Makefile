@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.noisy
 	$(BIN)/python -m bench.compare
+	$(BIN)/python -m bench.roles
 
 screenshots: $(STAMP)
 	PORTAL_SCREENSHOTS=docs/screenshots $(BIN)/pytest tests/browser -k screenshots

@@ -79,3 +79,7 @@ DEMO_EXTENSIONS.append(demo_invite)
 from portal.resources.demo import demo_resources  # noqa: E402  (a feature's demo content)
 
 DEMO_EXTENSIONS.append(demo_resources)
+
+from portal.roles.demo import demo_roles  # noqa: E402  (a feature's demo content)
+
+DEMO_EXTENSIONS.append(demo_roles)

@@ -81,15 +81,19 @@ DEMO_TEAMS = [
 ]
 
 
+async def owner_context(scope: TenantScope, owner_id: UUID, owner_email: str) -> OrgContext:
+    """The owner's context in the demo org, for demo content created the way the pages create it."""
+    membership_id = await scope.fetchval("SELECT id FROM membership WHERE org_id = {org} AND user_id = $1", owner_id)
+    return OrgContext(
+        org=Org(id=scope.org_id, slug="", name=""), membership_id=membership_id, role=Role.OWNER, perms=MATRIX[Role.OWNER],
+        user_id=owner_id, user_email=owner_email, user_name="", ip="127.0.0.1", scope=scope,
+    )
+
+
 async def demo_resources(scope: TenantScope, owner_id: UUID, owner_email: str) -> None:
     """Create the demo content the way the pages do: each item through its resource's ``create``
     (the same validation, the same audit events), acting as the owner."""
-    membership_id = await scope.fetchval("SELECT id FROM membership WHERE org_id = {org} AND user_id = $1", owner_id)
-    ctx = OrgContext(
-        org=Org(id=scope.org_id, slug="", name=""), membership_id=membership_id, role=Role.OWNER, perms=MATRIX[Role.OWNER],
-        user_id=owner_id,
-        user_email=owner_email, user_name="", ip="127.0.0.1", scope=scope,
-    )
+    ctx = await owner_context(scope, owner_id, owner_email)
     agents: dict[str, UUID] = {}
     for name, model, status, description in DEMO_AGENTS:
         agents[name] = await AGENTS.create(ctx, {"name": name, "model": model, "status": status, "description": description})

@@ -24,6 +24,7 @@ resource's own cells and fields from the macros in ``resources/_<noun>.html``; t
 from __future__ import annotations
 
 from typing import Any, Awaitable, Callable
+from types import SimpleNamespace
 from uuid import UUID
 
 from litestar import Response, get, post
@@ -77,7 +78,7 @@ def _item_paths(urls: Urls, res: Resource, slug: str) -> list[tuple[str, str]]:
     return [(action, urls.reverse(f"{res.plural}.{action}", slug, {res.id_param: _MARKER})) for action in actions]
 
 
-def links_for(request: HTMXRequest, res: Resource) -> Callable[[Any], dict[str, str]]:
+def links_for(request: HTMXRequest, res: Resource) -> Callable[[Any], SimpleNamespace]:
     """``links(item)`` for the templates: the item's named routes in one call (a list draws a few
     per row, and a template macro per link costs ten times more)."""
     urls, slug = Urls.for_app(request.app), request.scope["state"]["org"].org.slug
@@ -85,10 +86,11 @@ def links_for(request: HTMXRequest, res: Resource) -> Callable[[Any], dict[str, 
     # replace it.
     paths = urls.cached(("links", res.plural, slug), lambda: _item_paths(urls, res, slug))
 
-    def links(item: Any) -> dict[str, str]:
+    def links(item: Any) -> SimpleNamespace:
         key = item["id"]
         key = str(key if isinstance(key, UUID) else UUID(str(key)))  # always a UUID: nothing to quote
-        return {action: path.replace(_MARKER, key) for action, path in paths}
+        # Attributes, not a dict: in a template ``u.update`` would be the dict's own method.
+        return SimpleNamespace(**{action: path.replace(_MARKER, key) for action, path in paths})
 
     return links
 

@@ -74,3 +74,27 @@ def test_every_declaration_is_complete():
             assert res.toggle.parse(res.toggle.on.posted) == res.toggle.on.value
             assert res.toggle.parse("neither") is None
     assert len({res.plural for res in RESOURCES}) == len(RESOURCES)
+
+
+async def test_every_page_of_every_resource_links_where_its_routes_are(make_world, client_for):
+    """The links a resource's pages draw (``links(item)``: view, edit, save, delete, toggle) are
+    its routes: the edit form posts to the update route, and so on. (A dict of links once made
+    ``u.update`` the dict's own method in a template, and the edit form posted to nowhere.)"""
+    import re
+
+    from portal.roles.service import ROLES
+
+    w = await make_world()
+    owner = await client_for(w.users["owner"])
+    ids = {"agents": w.agent_free, "workflows": w.workflow, "connections": w.connection, "teams": w.team, "roles": w.role}
+    for res in (*RESOURCES, ROLES):
+        one = f"/orgs/{w.org.slug}/{res.plural}/{ids[res.plural]}"
+        edit = await owner.get(f"{one}/edit")
+        assert edit.status_code == 200, res.plural
+        actions = re.findall(r'<form method="post" action="([^"]*)"', edit.text)
+        assert actions == ["/logout", f"{one}/edit"], (res.plural, actions)  # the header's sign-out, the form
+        detail = await owner.get(one)
+        hrefs = set(re.findall(r'href="([^"]*)"', detail.text))
+        assert {f"{one}/edit", f"{one}/delete"} <= hrefs, res.plural
+        confirm = await owner.get(f"{one}/delete")
+        assert f'action="{one}/delete"' in confirm.text, res.plural

@@ -191,3 +191,33 @@ async def test_invites_carry_a_custom_role_to_the_new_member(make_world, make_us
     assert (await newcomer.get(f"/orgs/{w.org.slug}/agents/new")).status_code == 403
     joined = (await events(su, w.org, "member.joined"))[-1]
     assert json.loads(joined["after"])["role_name"] == name
+
+
+async def test_a_custom_role_is_named_in_the_org_list_and_switcher(make_world, make_org, make_member, client_for, su):
+    """The org list and the switcher name a custom role in every org (policy held_roles lets a
+    person read the roles they hold, and nothing else, before an org is chosen)."""
+    w = await make_world()
+    name = (await role_row(su, w.role))["name"]
+    other = await make_org()
+    await make_member(other, "member", w.users["member"])
+    await give_role(su, w.org.id, w.memberships["member"], w.role)
+    c = await client_for(w.users["member"])
+    assert name in text_of(await c.get("/orgs"))
+    assert name in text_of(await c.get(f"/orgs/{other.slug}"))  # the switcher, from the other org
+    unheld = await add_role(su, w.org.id, "Nobody holds me")
+    assert "Nobody holds me" not in text_of(await c.get("/orgs"))
+    assert unheld
+
+
+async def test_ownership_can_go_to_a_custom_role_holder(make_world, client_for, su):
+    from tests.factories import PASSWORD
+
+    w = await make_world()
+    await give_role(su, w.org.id, w.memberships["member"], w.role)
+    owner = await client_for(w.users["owner"])
+    r = await owner.post(f"/orgs/{w.org.slug}/transfer", {"member_id": str(w.memberships["member"]), "password": PASSWORD})
+    assert r.status_code == 303, text_of(r)[:300]
+    row = await su.fetchrow("SELECT role, custom_role_id FROM membership WHERE id = $1", w.memberships["member"])
+    assert (row["role"], row["custom_role_id"]) == ("owner", None)
+    transferred = (await events(su, w.org, "org.ownership_transferred"))[-1]
+    assert json.loads(transferred["before"])["new_owner_role_name"] == (await role_row(su, w.role))["name"]
