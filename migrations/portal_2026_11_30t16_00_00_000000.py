@@ -15,10 +15,14 @@ A person may read the name of a role they hold in any of their orgs (policy ``he
 ``own_memberships``), so the org switcher and the org list can name it.
 
 **``enter_org``** returns the custom role's name and permissions with the membership, still one
-statement. For unsafe requests it locks the role row ``FOR SHARE`` after the membership (org row,
-then membership, then role: the order every writer of these rows follows); editing a role takes
-it ``FOR UPDATE``. So an action that checked a permission commits before the edit does, or waits
-and is refused under the edited permissions: never half of each.
+statement (and one read: the role is joined to the membership). For unsafe requests it locks the
+role row ``FOR SHARE`` after the org row and the membership, and reads it again; editing a role
+takes it ``FOR UPDATE``. So an action that checked a permission commits before the edit does, or
+waits and is refused under the edited permissions: never half of each. (Every writer of an org
+takes the org row first, so the writes of one org never meet in different orders.)
+
+An invitee's landing page may read the name of the one role its invite grants (policy
+``invite_role_by_token``, like ``invite_by_token``), without entering the org.
 """
 
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
@@ -77,6 +81,12 @@ CREATE POLICY held_roles ON org_role FOR SELECT
     USING (id IN (SELECT m.custom_role_id FROM membership m
                   WHERE m.user_id = {CURRENT_USER} AND m.custom_role_id IS NOT NULL));
 
+-- Like invite_by_token: the invitee's landing page names the role the invite grants, found by
+-- the token's hash and nothing else (the one role of the one invite). Read-only.
+CREATE POLICY invite_role_by_token ON org_role FOR SELECT
+    USING (id IN (SELECT i.custom_role_id FROM invite i
+                  WHERE i.token_hash = NULLIF(current_setting('app.invite_hash', true), '')
+                    AND i.custom_role_id IS NOT NULL));
 DROP FUNCTION enter_org(text, uuid, boolean, boolean);
 CREATE FUNCTION enter_org(p_slug text, p_user uuid, p_lock boolean, p_my_orgs boolean)
 RETURNS TABLE (org_id uuid, slug varchar, name varchar, membership_id uuid, role varchar, my_orgs jsonb,
@@ -90,9 +100,13 @@ DECLARE
 BEGIN
     PERFORM set_config('app.user_id', p_user::text, true);
     PERFORM set_config('app.org_id', '', true);
-    SELECT o.id, o.slug, o.name, m.id, m.role, m.custom_role_id
-      INTO v_org, v_slug, v_name, v_membership, v_role, v_custom
+    -- The role's name and permissions in the same read as the membership (one snapshot: never
+    -- a role the member no longer holds with permissions it has since gained). Visible before
+    -- the tenant is set through held_roles: the member holds it.
+    SELECT o.id, o.slug, o.name, m.id, m.role, m.custom_role_id, r.name, r.permissions
+      INTO v_org, v_slug, v_name, v_membership, v_role, v_custom, v_role_name, v_perms
       FROM organization o JOIN membership m ON m.org_id = o.id AND m.user_id = p_user
+      LEFT JOIN org_role r ON r.org_id = o.id AND r.id = m.custom_role_id
      WHERE o.slug = p_slug;
     IF NOT FOUND THEN
         RETURN;
@@ -107,12 +121,11 @@ BEGIN
         IF NOT FOUND THEN  -- removed while we waited
             RETURN;
         END IF;
+        v_role_name := NULL; v_perms := NULL;
         IF v_custom IS NOT NULL THEN  -- its permissions as they are once no edit is in flight
             SELECT r.name, r.permissions INTO v_role_name, v_perms
               FROM org_role r WHERE r.org_id = v_org AND r.id = v_custom FOR SHARE;
         END IF;
-    ELSIF v_custom IS NOT NULL THEN
-        SELECT r.name, r.permissions INTO v_role_name, v_perms FROM org_role r WHERE r.org_id = v_org AND r.id = v_custom;
     END IF;
     IF p_my_orgs THEN  -- the user's own memberships (policy own_memberships), as the switcher lists them
         SELECT coalesce(jsonb_agg(jsonb_build_object('slug', o.slug, 'name', o.name, 'role', m.role, 'role_name', r.name)

@@ -201,7 +201,11 @@ async def create_invite(ctx: OrgContext, raw_email: str, raw_role: str) -> Outgo
             field_errors={"email": f"{email} is already a member of {ctx.org.name}."},
         )
     pending = await ctx.scope.fetchrow(
-        f"SELECT id, expires_at FROM invite WHERE org_id = {{org}} AND email = $1 AND {PENDING} FOR UPDATE", email
+        "SELECT i.id, i.expires_at, i.role, i.custom_role_id, r.name AS role_name, r.permissions AS role_permissions "
+        "FROM invite i LEFT JOIN org_role r ON r.org_id = {org} AND r.id = i.custom_role_id "
+        "WHERE i.org_id = {org} AND i.email = $1 "
+        "AND i.accepted_at IS NULL AND i.revoked_at IS NULL AND i.superseded_at IS NULL FOR UPDATE OF i",
+        email,
     )
     if pending and pending["expires_at"] > now:
         raise Invalid(
@@ -210,7 +214,8 @@ async def create_invite(ctx: OrgContext, raw_email: str, raw_role: str) -> Outgo
         )
     await _check_rate(ctx, now)
     await _check_seats(ctx, now)
-    if pending:  # expired: retire it, the new invite takes its place
+    if pending:  # expired: retire it, the new invite takes its place (as a revoke would: within one's permissions)
+        roles.require_within(ctx, roles.of_row(pending), "replace their expired invite")
         await ctx.scope.execute("UPDATE invite SET superseded_at = $2 WHERE org_id = {org} AND id = $1", pending["id"], now)
     invite_id, expires_at, token = await _insert(ctx, email, choice.role.value, choice.custom_role_id, now)
     if pending:
@@ -331,11 +336,14 @@ async def one_invite(ctx: OrgContext, invite_id: UUID) -> dict[str, Any] | None:
 # -- the invitee's side (the org comes from the token) ------------------------------------------
 
 _BY_TOKEN = """-- unscoped: one row, found by its token hash under the invite_by_token RLS policy
-SELECT i.id, i.org_id, i.email, i.role, i.custom_role_id, i.expires_at, i.accepted_at, i.revoked_at, i.superseded_at,
-       o.name AS org_name, o.slug AS org_slug, u.name AS inviter_name, u.email AS inviter_email
+SELECT i.id, i.org_id, i.email, i.role, i.custom_role_id, r.name AS role_name, i.expires_at, i.accepted_at,
+       i.revoked_at, i.superseded_at, o.name AS org_name, o.slug AS org_slug, u.name AS inviter_name,
+       u.email AS inviter_email
 FROM invite i
 JOIN organization o ON o.id = i.org_id
 LEFT JOIN app_user u ON u.id = i.invited_by
+-- the role it grants: readable by its token alone (policy invite_role_by_token)
+LEFT JOIN org_role r ON r.org_id = i.org_id AND r.id = i.custom_role_id
 WHERE i.token_hash = $1
 """
 
@@ -351,12 +359,6 @@ async def _find(conn: Any, token: str, now: datetime) -> dict[str, Any]:
         raise DeadInvite()
     invite = dict(row)
     invite["token_hash"] = token_hash
-    invite["role_name"] = None
-    if row["custom_role_id"] is not None:  # its name, read as the invite's org (the role is the org's)
-        scope = await tenancy.enter(row["org_id"])
-        invite["role_name"] = await scope.fetchval(
-            "SELECT name FROM org_role WHERE org_id = {org} AND id = $1", row["custom_role_id"]
-        )
     invite["valid_for"] = humanize.remaining((invite["expires_at"] - now).total_seconds())
     return invite
 
@@ -417,7 +419,7 @@ async def accept(token: str, *, user_id: UUID, user_email: str, ip: str) -> Acce
         role = {"role": taken["role"]}
         label = ROLE_LABELS.get(Role(taken["role"]), taken["role"])
         if taken["custom_role_id"] is not None:
-            label = await scope.fetchval("SELECT name FROM org_role WHERE org_id = {org} AND id = $1", taken["custom_role_id"])
+            label = invite["role_name"]
             role = {"role": taken["role"], "custom_role_id": str(taken["custom_role_id"]), "role_name": label}
         await audit.record_as(
             scope, actor_id=user_id, actor_email=user_email, ip=ip, action=Action.INVITE_ACCEPTED,

@@ -16,7 +16,7 @@ from portal.members import service
 from portal.params import parse_id
 from portal.tenancy.context import OrgContext
 from portal.roles import service as roles
-from portal.tenancy.permissions import Perm
+from portal.tenancy.permissions import Perm, Role
 from portal.web.forms import field, read_form
 from portal.web.render import page, redirect, safe_next
 from portal.web.urls import url_for
@@ -116,9 +116,10 @@ async def member_remove(request: HTMXRequest, org: NamedDependency[OrgContext], 
 @get("/leave", name="members.leave_confirm", opt={"permission": Perm.VIEW})
 async def leave_confirm(request: Request, org: NamedDependency[OrgContext]) -> Response:
     # Everyone may read this page; only roles with "leave" may act on it. The owner is told why
-    # they can't (409), instead of a bare "not allowed".
+    # they can't (409), and so is the holder of a custom role without "leave".
     if not org.can(Perm.LEAVE):
-        return await page(request, "members/leave.html", status=HTTP_409_CONFLICT, owner_blocked=True, reason=service.OWNER_MUST_TRANSFER)
+        reason = service.OWNER_MUST_TRANSFER if org.role == Role.OWNER else service.ROLE_CANNOT_LEAVE
+        return await page(request, "members/leave.html", status=HTTP_409_CONFLICT, owner_blocked=True, reason=reason)
     return await page(request, "members/leave.html", owner_blocked=False)
 
 

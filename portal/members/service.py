@@ -60,6 +60,7 @@ CONCURRENT = (
     "Reload the page and try again."
 )
 OWNER_MUST_TRANSFER = "You are the owner: transfer ownership before leaving."
+ROLE_CANNOT_LEAVE = "Your role doesn't include leaving on your own: ask someone who manages members to remove you."
 
 
 class ConcurrentChange(Conflict):
@@ -306,7 +307,10 @@ async def _lock_member(ctx: OrgContext, member_id: UUID, message: str | None = N
 async def change_role(ctx: OrgContext, member_id: UUID, raw_role: str) -> tuple[dict, bool]:
     """Give a non-owner member another non-owner role. Returns (member after, changed?)."""
     _require(ctx, Perm.MANAGE_MEMBERS)
-    choice = await roles.resolve_choice(ctx, raw_role)  # a custom role: locked FOR SHARE
+    # The chosen role first (an unknown one is a 422 whoever the target; a custom one is locked
+    # FOR SHARE), then the target. Every writer of an org holds its org row before any of these
+    # locks (enter_org), so writes of one org never meet in another order.
+    choice = await roles.resolve_choice(ctx, raw_role)
     target = await _lock_member(ctx, member_id)
     _check_target(ctx, target, "role")
     held = roles.of_row(target)

@@ -91,3 +91,23 @@ async def test_invites_beyond_oneself_are_refused(lead, snapshot, su):
     assert "Beyond your permissions" in listing
     r = await w.lead.post(at(w, "/invites"), {"email": f"{unique('ok')}@example.test", "role": "member"})
     assert r.status_code == 303
+
+
+async def test_an_expired_invite_beyond_oneself_is_not_replaced(lead, snapshot, su):
+    """Inviting an address whose invite expired retires the old one: for the old invite's role,
+    that is a revoke, so it needs the same permissions."""
+    w = lead
+    email = f"{unique('exp')}@example.test"
+    old = await add_invite(su, w.org, email=email, role="compliance_officer")
+    await su.execute("UPDATE invite SET created_at = now() - interval '30 days', expires_at = now() - interval '1 day' WHERE id = $1", old)
+    await refused(w, snapshot, w.lead.post(at(w, "/invites"), {"email": email, "role": "member"}))
+
+
+async def test_a_custom_role_without_leave_is_told_how_to_go(lead, su):
+    w = lead
+    await su.execute("UPDATE org_role SET permissions = '{members.manage,resources.manage}' WHERE id = $1", w.lead_role)
+    r = await w.lead.get(at(w, "/leave"))
+    assert r.status_code == 409
+    assert "ask someone who manages members to remove you" in r.text.replace("&#39;", "'")
+    assert "transfer ownership" not in r.text.lower()
+    assert (await w.lead.post(at(w, "/leave"))).status_code == 403

@@ -221,3 +221,10 @@ async def test_ownership_can_go_to_a_custom_role_holder(make_world, client_for, 
     assert (row["role"], row["custom_role_id"]) == ("owner", None)
     transferred = (await events(su, w.org, "org.ownership_transferred"))[-1]
     assert json.loads(transferred["before"])["new_owner_role_name"] == (await role_row(su, w.role))["name"]
+
+
+async def test_a_teams_members_show_their_custom_role(make_world, client_for, su):
+    w = await make_world()
+    await give_role(su, w.org.id, w.team_member, w.role)
+    owner = await client_for(w.users["owner"])
+    assert (await role_row(su, w.role))["name"] in text_of(await owner.get(f"/orgs/{w.org.slug}/teams/{w.team}"))

@@ -74,10 +74,11 @@ TEAMS = Teams()
 async def members_of(ctx: OrgContext, team_id: UUID) -> dict[str, Any]:
     """The team's members and who could be added: two statements, whatever the sizes."""
     members = await ctx.scope.fetch(
-        """SELECT m.id AS membership_id, m.role, u.name, u.email, tm.created_at AS added_at
+        """SELECT m.id AS membership_id, m.role, r.name AS role_name, u.name, u.email, tm.created_at AS added_at
            FROM team_member tm
            JOIN membership m ON m.org_id = tm.org_id AND m.id = tm.membership_id
            JOIN app_user u ON u.id = m.user_id
+           LEFT JOIN org_role r ON r.org_id = {org} AND r.id = m.custom_role_id
            WHERE tm.org_id = {org} AND tm.team_id = $1
            ORDER BY lower(u.name), u.email LIMIT $2""",
         team_id,
