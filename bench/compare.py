@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from bench import load
-from bench.run import CONNECTIONS, ROOT, log, make_session, serve, stop, write_section
+from bench.run import CONNECTIONS, ROOT, log, make_session, serve, side_by_side, stop, write_section
 from bench.seed import LARGE, seed
 from portal.devdb import free_port
 
@@ -194,15 +194,11 @@ def render(label: str, here: str, pages: dict, runs: dict, counts: dict) -> str:
         " alternating, best round; statements counted in each tree's own process. Ratio = after ÷ before (≥ 1.00 is"
         " no slower; differences within ±5 % are noise on this machine).",
         "",
-        "| page | before req/s | after req/s | ratio | before p50 ms | after p50 ms | statements before → after |",
-        "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for name in pages:
-        b, a = _best(runs["before"][name]), _best(runs["after"][name])
-        lines.append(
-            f"| {name} | {b['rps']:.0f} | {a['rps']:.0f} | {a['rps'] / b['rps']:.2f} | {b['p50_ms']:.1f} | {a['p50_ms']:.1f}"
-            f" | {counts['before'][name]} → {counts['after'][name]} |"
-        )
+    lines += side_by_side("before", "after", [
+        (name, _best(runs["before"][name]), _best(runs["after"][name]), f"{counts['before'][name]} → {counts['after'][name]}")
+        for name in pages
+    ], "before → after")
     lines.append(SECTION_END)
     return "\n".join(lines) + "\n"
 

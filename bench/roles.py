@@ -17,7 +17,7 @@ import time
 from datetime import datetime, timezone
 
 from bench import load
-from bench.run import CONNECTIONS, log, serve, statements_per_request, stop, write_section
+from bench.run import CONNECTIONS, log, serve, side_by_side, statements_per_request, stop, write_section
 from bench.seed import LARGE, seed
 from portal.devdb import free_port
 
@@ -101,15 +101,12 @@ def render(results: dict, counts: dict) -> str:
         f" 1 worker), alternating, best of {ROUNDS} × {SECONDS} s; statements counted in-process. Target: no more"
         " statements, throughput within 5 %.",
         "",
-        "| page | built-in req/s | custom req/s | ratio | built-in p50 ms | custom p50 ms | statements built-in / custom |",
-        "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for page in PAGES:
-        b, c = results[(page, "built-in member")], results[(page, "custom role")]
-        lines.append(
-            f"| {page} | {b['rps']:.0f} | {c['rps']:.0f} | {c['rps'] / b['rps']:.2f} | {b['p50_ms']:.1f} | {c['p50_ms']:.1f}"
-            f" | {counts[f'{page}|built-in member']} / {counts[f'{page}|custom role']} |"
-        )
+    lines += side_by_side("built-in", "custom", [
+        (page, results[(page, "built-in member")], results[(page, "custom role")],
+         f"{counts[f'{page}|built-in member']} / {counts[f'{page}|custom role']}")
+        for page in PAGES
+    ], "built-in / custom")
     lines.append(SECTION_END)
     return "\n".join(lines) + "\n"
 

@@ -117,6 +117,20 @@ async def concurrency(env: dict, su_factory) -> dict:
         await db.close_pool()
 
 
+def side_by_side(left: str, right: str, rows: list[tuple[str, dict, dict, str]], statements: str) -> list[str]:
+    """A markdown table of two measurements of each page: (page, left run, right run, statements),
+    with the ratio right ÷ left."""
+    lines = [
+        f"| page | {left} req/s | {right} req/s | ratio | {left} p50 ms | {right} p50 ms | statements {statements} |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, a, b, count in rows:
+        lines.append(
+            f"| {name} | {a['rps']:.0f} | {b['rps']:.0f} | {b['rps'] / a['rps']:.2f} | {a['p50_ms']:.1f} | {b['p50_ms']:.1f} | {count} |"
+        )
+    return lines
+
+
 def write_section(start: str, end: str, text: str) -> None:
     """Put ``text`` (which begins with ``start`` and ends with ``end``) in bench/results.md in place of
     the section between those markers, or at the end: the scripts of `make bench` each own one."""
