@@ -220,11 +220,16 @@ async def list_members(
 
 def with_role_keys(ctx: OrgContext, rows: list[dict]) -> list[dict]:
     """Each row's ``role_key`` (what its role menu has selected) and ``manageable`` (whether
-    ``ctx`` may change or remove them at all: never beyond ``ctx``'s own permissions)."""
+    ``ctx`` may change or remove them at all: never beyond ``ctx``'s own permissions). Worked out
+    once per distinct role on the page, not per row."""
+    seen: dict[Any, tuple[str, bool]] = {}
     for row in rows:
-        held = roles.of_row(row)
-        row["role_key"] = held.key
-        row["manageable"] = held.within(ctx.perms)
+        role = row["custom_role_id"] or row["role"]
+        found = seen.get(role)
+        if found is None:
+            held = roles.of_row(row)
+            found = seen[role] = (held.key, held.within(ctx.perms))
+        row["role_key"], row["manageable"] = found
     return rows
 
 
