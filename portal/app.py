@@ -14,6 +14,9 @@ from litestar.static_files import create_static_files_router
 from litestar.types import ASGIApp
 
 from portal import domains
+from portal.api.auth import TokenContextMiddleware
+from portal.api.openapi import OPENAPI
+from portal.api.problems import EXCEPTION_HANDLERS as API_EXCEPTION_HANDLERS
 from portal.accounts.reauth import ReauthenticateMiddleware
 from portal.config import ROOT, Settings, get_settings
 from portal.db import engine as db
@@ -25,21 +28,24 @@ from portal.web.head import HeadAsGet
 from portal.web.security import add_security_headers
 
 ORG_PREFIX = "/orgs/{slug:str}"
+API_ORG_PREFIX = "/api/v1/orgs/{slug:str}"
+API_PATHS = "^/api/"
 
 
-def collect_routes() -> tuple[list, list]:
-    top, org = [], []
+def collect_routes() -> tuple[list, list, list]:
+    top, org, api = [], [], []
     for module in domains.route_modules():
         top += getattr(module, "ROUTES", [])
         org += getattr(module, "ORG_ROUTES", [])
-    return top, org
+        api += getattr(module, "API_ROUTES", [])
+    return top, org, api
 
 
 def create_app(settings: Settings | None = None, *, manage_pool: bool = True, extra_routes: list | None = None) -> Litestar:
     settings = settings or get_settings()
-    top, org = collect_routes()
+    top, org, api_routes = collect_routes()
     top = [*top, *(extra_routes or [])]
-    for handler in org:
+    for handler in (*org, *api_routes):
         required_permission(handler)  # refuse to start with an org route that names no permission
 
     org_router = Router(
@@ -49,6 +55,15 @@ def create_app(settings: Settings | None = None, *, manage_pool: bool = True, ex
         dependencies={"org": Provide(provide_org, sync_to_thread=False)},
     )
     static = create_static_files_router(path="/static", directories=[ROOT / "static"], include_in_schema=False)
+    api_router = Router(
+        path=API_ORG_PREFIX,
+        route_handlers=api_routes,
+        middleware=[TokenContextMiddleware],
+        dependencies={"org": Provide(provide_org, sync_to_thread=False)},
+        exception_handlers=API_EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        security=[{"bearer": []}],
+        tags=["organization"],
+    )
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -70,7 +85,8 @@ def create_app(settings: Settings | None = None, *, manage_pool: bool = True, ex
                 await db.close_pool()
 
     app = Litestar(
-        route_handlers=[*top, org_router, static],
+        # The pages are not part of the API's OpenAPI document; the API is.
+        route_handlers=[Router(path="/", route_handlers=[*top, org_router], include_in_schema=False), api_router, static],
         request_class=HTMXRequest,  # ``request.htmx``: whether htmx sent it, its target, history restore…
         middleware=[ClientShareMiddleware, SessionMiddleware, FairShareMiddleware],
         csrf_config=CSRFConfig(
@@ -82,11 +98,12 @@ def create_app(settings: Settings | None = None, *, manage_pool: bool = True, ex
             cookie_httponly=True,
             cookie_samesite="lax",
             header_name="x-csrftoken",
+            exclude=API_PATHS,  # bearer tokens only there: no ambient credential to forge
         ),
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         before_send=[add_security_headers],
         lifespan=[lifespan],
-        openapi_config=None,
+        openapi_config=OPENAPI,
         logging_config=LoggingConfig(
             root={"level": "INFO", "handlers": ["queue_listener"]},
             loggers={"portal": {"level": "INFO", "propagate": True}},

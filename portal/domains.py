@@ -21,6 +21,7 @@ ROUTE_MODULES = [
     "portal.members.routes",
     "portal.resources.routes",
     "portal.roles.routes",
+    "portal.api.routes",
     "portal.billing.routes",
     "portal.audit.routes",
     "portal.exports.routes",
@@ -32,6 +33,7 @@ TABLE_MODULES = [
     "portal.invites.tables",
     "portal.resources.tables",
     "portal.roles.tables",
+    "portal.api.tables",
     "portal.exports.tables",
 ]
 

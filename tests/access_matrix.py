@@ -42,6 +42,9 @@ ACCESS = {
     "GET /invites/{token}": PUBLIC,
     "GET /verify-email/{token}": PUBLIC,
     "GET /static/{file_path}": PUBLIC,
+    "GET /api/v1": PUBLIC,  # the OpenAPI document, at the three paths Litestar serves it
+    "GET /api/v1/openapi.json": PUBLIC,
+    "GET /api/v1/{path}": PUBLIC,
     "POST /logout": SIGNED_IN,
     "GET /account": SIGNED_IN,
     "POST /account/sign-out-everywhere": SIGNED_IN,
@@ -93,8 +96,12 @@ for _kind, _id in (("agents", "agent_id"), ("workflows", "workflow_id"), ("conne
         }
     )
 # SPEC §13: custom roles are managed by whoever manages members (the owner among built-in roles).
+# SPEC §11: so are API tokens.
 ACCESS.update(
     {
+        "GET /orgs/{slug}/api-tokens": MEMBERS,
+        "POST /orgs/{slug}/api-tokens": MEMBERS,
+        "POST /orgs/{slug}/api-tokens/{token_id}/revoke": MEMBERS,
         "GET /orgs/{slug}/roles": MEMBERS,
         "GET /orgs/{slug}/roles/{role_id}": MEMBERS,
         "GET /orgs/{slug}/roles/new": MEMBERS,
@@ -114,3 +121,13 @@ ACCESS.update(
         "POST /orgs/{slug}/teams/{team_id}/members/{membership_id}/remove": MANAGE_RESOURCES,
     }
 )
+
+# SPEC §11: the JSON API, the same permissions as the pages (walked by tests/api/ with tokens).
+API_ACCESS = {
+    "GET /api/v1/orgs/{slug}/agents": VIEW,
+    "GET /api/v1/orgs/{slug}/agents/{agent_id}": VIEW,
+    "POST /api/v1/orgs/{slug}/agents": MANAGE_RESOURCES,
+    "PATCH /api/v1/orgs/{slug}/agents/{agent_id}": MANAGE_RESOURCES,
+    "DELETE /api/v1/orgs/{slug}/agents/{agent_id}": MANAGE_RESOURCES,
+}
+ACCESS.update(API_ACCESS)

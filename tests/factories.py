@@ -161,6 +161,20 @@ async def give_role(su, org_id, membership: uuid.UUID, role_id: uuid.UUID) -> No
     )
 
 
+async def add_api_token(su, org: OrgRef, role: str = "member", *, name: str | None = None, custom_role_id=None,
+                        created_by: User | None = None, days: int = 30) -> tuple[uuid.UUID, str]:
+    """An API token of ``org`` (created by its owner unless ``created_by``): (id, the token)."""
+    token = "prt_" + secrets.token_urlsafe(32)
+    creator = created_by or org.owner
+    token_id = await su.fetchval(
+        """INSERT INTO api_token (org_id, name, prefix, token_hash, role, custom_role_id, created_by, created_by_email, expires_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now() + make_interval(days => $9)) RETURNING id""",
+        org.id, name or unique("token"), token[:12], hashlib.sha256(token.encode()).hexdigest(), role, custom_role_id,
+        creator.id, creator.email, days,
+    )
+    return token_id, token
+
+
 async def add_invite(su, org: OrgRef, email: str | None = None, role: str = "member") -> uuid.UUID:
     """A pending invite whose token nobody knows (``make_invite`` returns one you can use)."""
     return await su.fetchval(
@@ -197,7 +211,8 @@ class World:
     * ``agent_used`` (run by ``workflow``), ``agent_free``, ``connection`` (with a secret set),
       ``team`` (whose one member is the ``member`` role: ``team_member``), ``target`` (the
       membership of one more plain member, for role changes and removals to act on), ``invite``
-      (pending), ``export`` (finished), ``role`` (a custom role nobody holds);
+      (pending), ``export`` (finished), ``role`` (a custom role nobody holds), ``api_token`` (a
+      member-role token of the owner's);
     * ``params``: a value in this org for every path parameter of the route table (``slug``,
       ``agent_id`` ...), for ``tests.routes.fill``.
     """
@@ -216,6 +231,7 @@ class World:
     invite: uuid.UUID | None = None
     export: uuid.UUID | None = None
     role: uuid.UUID | None = None
+    api_token: uuid.UUID | None = None
 
 
 async def build_world(su, make_org, make_member, *, objects: bool = True, outsiders: bool = False) -> World:
@@ -237,8 +253,10 @@ async def build_world(su, make_org, make_member, *, objects: bool = True, outsid
         w.invite = await add_invite(su, org)
         w.export = await add_finished_export(su, org)
         w.role = await add_role(su, org.id)
+        w.api_token, _ = await add_api_token(su, org)
         w.params.update(
             role_id=str(w.role),
+            token_id=str(w.api_token),
             agent_id=str(w.agent_free),
             workflow_id=str(w.workflow),
             connection_id=str(w.connection),
@@ -249,6 +267,7 @@ async def build_world(su, make_org, make_member, *, objects: bool = True, outsid
             export_id=str(w.export),
             token=secrets.token_urlsafe(32),
             file_path="app.css",
+            path="openapi.json",  # the API's OpenAPI document, /api/v1/{path}
         )
     if outsiders:
         other = await make_org()

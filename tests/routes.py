@@ -25,6 +25,18 @@ def live_routes(app) -> list[tuple[str, str]]:
     return sorted(out)
 
 
+API_PREFIX = "/api/"
+
+
+def page_routes(app) -> list[tuple[str, str]]:
+    """``live_routes`` but the JSON API's (bearer tokens, not sessions: tests/api/ walks those)."""
+    return [(m, p) for m, p in live_routes(app) if not p.startswith(API_PREFIX)]
+
+
+def api_routes(app) -> list[tuple[str, str]]:
+    return [(m, p) for m, p in live_routes(app) if p.startswith(API_PREFIX)]
+
+
 def handler_for(app, method: str, path: str):
     for route_path, handler in route_handlers(app):
         if route_path == path and method in handler.http_methods:

@@ -18,8 +18,8 @@ Target = tuple[str, Any, str]
 
 _INSERT = """
 INSERT INTO audit_event
-    (org_id, actor_id, actor_email, action, target_type, target_id, target_label, before, after, ip)
-VALUES ({org}, $1, $2, $3, $4, $5, $6, $7::jsonb, $8::jsonb, $9)
+    (org_id, actor_id, actor_email, action, target_type, target_id, target_label, before, after, ip, actor_token_id, actor_label)
+VALUES ({org}, $1, $2, $3, $4, $5, $6, $7::jsonb, $8::jsonb, $9, $10, $11)
 """
 
 
@@ -37,8 +37,11 @@ async def record_as(
     target: Target | None = None,
     before: Any = None,
     after: Any = None,
+    actor_token_id: UUID | None = None,
+    actor_label: str | None = None,
 ) -> None:
-    """Record ``action`` in ``scope``'s org by the given actor (None: the system, e.g. the export worker)."""
+    """Record ``action`` in ``scope``'s org by the given actor (None: the system, e.g. the export
+    worker); a program's call also names its token (``actor_token_id``, ``actor_label``)."""
     target_type, target_id, target_label = target if target else (None, None, None)
     await scope.execute(
         _INSERT,
@@ -51,10 +54,15 @@ async def record_as(
         _json(before),
         _json(after),
         ip[:64] if ip else None,
+        actor_token_id,
+        actor_label[:200] if actor_label else None,
     )
 
 
 async def record(ctx: OrgContext, action: Action, **change: Any) -> None:
     """Record ``action`` by the request's actor in the request's org; ``change`` is ``record_as``'s
     ``target``, ``before`` and ``after``."""
-    await record_as(ctx.scope, actor_id=ctx.user_id, actor_email=ctx.user_email, ip=ctx.ip, action=action, **change)
+    await record_as(
+        ctx.scope, actor_id=ctx.user_id, actor_email=ctx.user_email, ip=ctx.ip, action=action,
+        actor_token_id=ctx.token_id, actor_label=ctx.actor_label, **change,
+    )

@@ -119,3 +119,5 @@ class AuditEvent(Table, tablename="audit_event"):
     after = JSONB(null=True)
     ip = Varchar(length=64, null=True)
     created_at = Timestamptz(default=TimestamptzNow())
+    actor_token_id = UUID(null=True)  # an API call's token (``actor_id`` is then who created it)
+    actor_label = Varchar(length=200, null=True)  # how the log names that actor, e.g. API token “Deploy”

@@ -76,6 +76,10 @@ class OrgContext:
     perms: frozenset[Perm] = frozenset()
     custom_role_id: UUID | None = None  # with ``role`` CUSTOM: the org's role the member holds
     role_name: str | None = None  # its name
+    # A program's call (``portal.api.auth``): the API token acting, and how audit events name it.
+    # ``user_id``/``user_email`` are then those of the person who created the token.
+    token_id: UUID | None = None
+    actor_label: str | None = None
 
     def can(self, perm: Perm | str) -> bool:
         return perm in self.perms
@@ -171,8 +175,22 @@ async def resolve(
 
 
 class OrgContextMiddleware:
+    """Runs an org route inside one transaction that first enters the org (``enter``) as the
+    signed-in person; the response leaves only once that transaction has committed."""
+
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+
+    async def enter(self, scope: Scope, perm: Perm, *, lock: bool, page: bool) -> OrgContext:
+        """The org context for this request, in the open transaction; NotFound / Forbidden."""
+        user = scope.get("user")
+        if user is None:  # the session middleware redirects first; this is a second wall
+            raise NotFound()
+        # A re-entered password was checked before this transaction (portal.accounts.reauth).
+        return await resolve(
+            scope["path_params"]["slug"], user, perm, lock=lock, ip=client_ip(scope),
+            password_ok=scope["state"].get("password_ok"), my_orgs=page,
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -180,9 +198,6 @@ class OrgContextMiddleware:
             return
         handler = scope["route_handler"]
         perm = required_permission(handler)
-        user = scope.get("user")
-        if user is None:  # the session middleware redirects first; this is a second wall
-            raise NotFound()
         streaming = bool(handler.opt.get("streaming"))
         method = scope["method"]
         held: list[Message] = []
@@ -194,24 +209,21 @@ class OrgContextMiddleware:
             held.append(message)
 
         unsafe = method not in SAFE_METHODS
-        slug, ip = scope["path_params"]["slug"], client_ip(scope)
         if streaming and not unsafe:
             # A download must not keep a transaction (and a pooled connection) open while a slow
             # client reads it: resolve and commit now; the handler and its stream read through
             # short transactions of their own (``org_transaction``).
             async with db.transaction():
-                scope["state"]["org"] = await resolve(slug, user, perm, lock=False, ip=ip)
+                scope["state"]["org"] = await self.enter(scope, perm, lock=False, page=False)
             await self.app(scope, receive, send)
             return
         if unsafe:
             # Read the whole body first: a slow or endless upload must not hold a pooled
             # connection, an open transaction and row locks while it trickles in.
             receive = replay(await read_body(receive), receive)
-        # A re-entered password was checked before this transaction (portal.accounts.reauth).
-        password_ok = scope["state"].get("password_ok")
         try:
             async with db.transaction():  # enter_org sets user and tenant
-                ctx = await resolve(slug, user, perm, lock=unsafe, ip=ip, password_ok=password_ok, my_orgs=not unsafe)
+                ctx = await self.enter(scope, perm, lock=unsafe, page=not unsafe)
                 scope["state"]["org"] = ctx
                 await self.app(scope, receive, hold)
                 if not status or status[0] >= 400:

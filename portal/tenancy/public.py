@@ -1,4 +1,5 @@
-"""The routes anyone may call without a session. Every other route requires one.
+"""The routes anyone may call without a session. Every other route requires one; the JSON API's
+org routes (``/api/v1/orgs/{slug}/…``) require a bearer token instead (``portal.api.auth``).
 
 Keys are Litestar path templates and values the methods that are public there, both compared
 exactly (no patterns, so nothing matches by accident; a handler added later at a listed path with
@@ -19,6 +20,11 @@ PUBLIC_ROUTES: dict[str, frozenset[str]] = {
     "/forgot-password": _FORM,
     "/reset-password/{token}": _FORM,
     "/verify-email/{token}": _READ,  # the confirmation link's page; confirming needs the account signed in
+    # The JSON API's OpenAPI document (Litestar serves it at these three); its org routes need a
+    # bearer token.
+    "/api/v1": _READ,
+    "/api/v1/openapi.json": _READ,
+    "/api/v1/{path}": _READ,
 }
 
 

@@ -66,6 +66,7 @@ _SIDEBAR: tuple[tuple[str | None, str, tuple[Perm, ...], str], ...] = (
     ("audit.log", "Audit log", (Perm.AUDIT,), "below"),
     ("audit.access_report", "Access report", (Perm.AUDIT,), "below"),
     ("exports.index", "Data export", (Perm.EXPORT,), "below"),
+    ("api_tokens.list", "API tokens", (Perm.MANAGE_MEMBERS,), "below"),
     ("orgs.settings", "Settings", (Perm.MANAGE_ORG,), "members.transfer_form"),
     ("members.leave_confirm", "Leave organization", (Perm.LEAVE,), "below"),
 )

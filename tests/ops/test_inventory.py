@@ -22,9 +22,22 @@ def all_routes(app):
 
 
 def test_every_route_is_public_by_declaration_or_guarded(app):
+    from portal.api.auth import TokenContextMiddleware
+
     unguarded = []
     for path, handler in all_routes(app):
         middleware = handler.resolve_middleware()
+        if path.startswith("/api/"):  # the JSON API: a bearer token on every org route, or public
+            if path.startswith("/api/v1/orgs/{slug}"):
+                if TokenContextMiddleware not in middleware:
+                    unguarded.append((path, "API org route without the token context"))
+                try:
+                    required_permission(handler)
+                except RuntimeError:
+                    unguarded.append((path, "API route without a permission"))
+            elif path not in PUBLIC_ROUTES:
+                unguarded.append((path, "API route neither public nor an org route"))
+            continue
         if SessionMiddleware not in middleware:
             unguarded.append((path, "no session middleware"))
         if path.startswith(ORG_PATH):
@@ -61,8 +74,13 @@ async def test_anonymous_requests_to_non_public_routes_go_to_sign_in(app, client
             if is_public(path, method):
                 continue
             r = await client.request(method, _fill(path), data={"_csrf_token": await client.ensure_csrf()})
-            assert r.status_code == 303, (method, path, r.status_code)
-            assert r.headers["location"].startswith("/login?next="), (method, path)
+            if path.startswith("/api/"):  # programs get a Bearer challenge, not a sign-in page
+                assert r.status_code == 401, (method, path, r.status_code)
+                assert r.headers["www-authenticate"].startswith("Bearer"), (method, path)
+                assert r.headers["content-type"].startswith("application/problem+json"), (method, path)
+            else:
+                assert r.status_code == 303, (method, path, r.status_code)
+                assert r.headers["location"].startswith("/login?next="), (method, path)
             checked += 1
     assert checked >= 5
 

@@ -14,13 +14,13 @@ import pytest
 
 from tests.access_matrix import ACCESS, PUBLIC, ROLES, SIGNED_IN, SPEC_HOLDERS
 from tests.factories import PASSWORD, Client, World, unique
-from tests.routes import fill, live_routes
+from tests.routes import fill, live_routes, page_routes
 
 PERSONAS_OUTSIDE = ("outsider", "removed", "deleted_org_user")
 
 
 def test_every_live_route_has_a_row_in_the_access_table(app):
-    live = {f"{m} {p}" for m, p in live_routes(app)}
+    live = {f"{m} {p}" for m, p in live_routes(app)}  # pages and the JSON API alike
     assert live - set(ACCESS) == set(), "declare these routes in tests/access_matrix.py"
     assert set(ACCESS) - live == set(), "stale rows in tests/access_matrix.py"
 
@@ -57,7 +57,7 @@ async def test_denials_match_the_table_and_write_nothing(app, make_world, delete
         clients[persona] = await client_for(user)
     clients["deleted_org_user"] = await client_for(deleted_world.users["member"])
     checked = 0
-    for method, path in live_routes(app):
+    for method, path in page_routes(app):
         requirement = ACCESS[f"{method} {path}"]
         for persona, c in clients.items():
             expected = denied_code(requirement, persona)
@@ -83,7 +83,7 @@ async def test_every_allowed_role_gets_past_the_guard(app, make_world, client_fo
     """For each route and each role SPEC §2 allows: not a denial, not a crash (a fresh world per
     case, since allowed requests change things)."""
     checked = 0
-    for method, path in live_routes(app):
+    for method, path in page_routes(app):
         requirement = ACCESS[f"{method} {path}"]
         if requirement in (PUBLIC, SIGNED_IN) or not path.startswith("/orgs/{slug}"):
             continue
@@ -115,7 +115,7 @@ async def test_every_path_id_of_another_org_is_a_404_and_changes_nothing(app, su
     theirs = await make_world()
     owner = await client_for(mine.users["owner"])
     checked = 0
-    for method, path in live_routes(app):
+    for method, path in page_routes(app):
         params = [p for p in re.findall(r"\{(\w+)\}", path) if p not in ("slug", "token", "file_path")]
         if not path.startswith("/orgs/{slug}") or not params:
             continue
@@ -149,7 +149,7 @@ async def test_injected_org_role_and_user_fields_are_ignored(app, su, make_world
     and nobody's role rises."""
     victim = await make_world()
     checked = 0
-    for method, path in live_routes(app):
+    for method, path in page_routes(app):
         requirement = ACCESS[f"{method} {path}"]
         if method == "GET" or not path.startswith("/orgs/{slug}"):
             continue
@@ -212,7 +212,7 @@ async def test_every_unsafe_route_refuses_a_missing_or_wrong_csrf_token(app, su,
     would otherwise serve, without the token and with a forged one → 403, nothing written."""
     w = await make_world()
     checked = 0
-    for method, path in live_routes(app):
+    for method, path in page_routes(app):
         if method == "GET":
             continue
         requirement = ACCESS[f"{method} {path}"]

@@ -1,0 +1,127 @@
+"""``/api/v1/orgs/{slug}/agents``: the agents resource of ``portal.resources`` as JSON.
+
+The same declaration (``AGENTS``), the same validation, permissions, scoping and audit events as
+the pages; lists are keyset pages (``limit`` ≤ 200, ``next``), updates are ``PATCH`` with an
+optional ``If-Match`` (412 on a stale version).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+import msgspec
+from litestar import Request, Response, delete, get, patch, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+
+from portal.errors import DomainError
+from portal.params import parse_id, search_text
+from portal.resources.agents.service import AGENTS
+from portal.tenancy.context import OrgContext
+
+MAX_LIMIT = 200
+
+
+class PreconditionFailed(DomainError):
+    status_code = 412
+    title = "Precondition failed"
+
+
+class Agent(msgspec.Struct):
+    id: UUID
+    name: str
+    description: str
+    model: str
+    status: str  # "active" or "paused"
+    workflows: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class AgentCreate(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    model: str
+    description: str = ""
+    status: str = "active"
+
+
+class AgentUpdate(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    name: str | None = None
+    model: str | None = None
+    description: str | None = None
+    status: str | None = None
+
+
+class AgentPage(msgspec.Struct):
+    items: list[Agent]
+    next: str | None  # the next page's URL, or null on the last page
+
+
+def _agent(row: Any) -> Agent:
+    return Agent(**{f: row[f] for f in Agent.__struct_fields__})
+
+
+def etag(row: Any) -> str:
+    return '"' + hashlib.sha256(f"{row['id']}:{row['updated_at'].isoformat()}".encode()).hexdigest()[:32] + '"'
+
+
+def _form(values: msgspec.Struct) -> dict[str, str]:
+    return {k: v for k, v in msgspec.structs.asdict(values).items() if v is not None}
+
+
+@get("/agents", name="api.agents.list", opt={"permission": AGENTS.view_permission})
+async def list_agents(
+    request: Request,
+    org: NamedDependency[OrgContext],
+    limit: Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)] = 50,
+    after: FromQuery[str | None] = None,
+    q: FromQuery[str | None] = None,
+) -> AgentPage:
+    """The org's agents in name order, a page at a time."""
+    text = search_text(q)
+    rows, cursor = await AGENTS.keyset(org.scope, after=after, limit=limit, q=text)
+    following = None
+    if cursor is not None:
+        query = f"limit={limit}&after={cursor}" + (f"&q={request.query_params.get('q')}" if text else "")
+        following = f"{request.url.path}?{query}"
+    return AgentPage([_agent(r) for r in rows], following)
+
+
+@post("/agents", name="api.agents.create", opt={"permission": AGENTS.manage_permission}, status_code=201)
+async def create_agent(request: Request, org: NamedDependency[OrgContext], data: JSONBody[AgentCreate]) -> Response[Agent]:
+    new_id = await AGENTS.create(org, _form(data))
+    row = await AGENTS.get(org.scope, new_id)
+    return Response(_agent(row), status_code=201, headers={"Location": f"{request.url.path}/{new_id}", "ETag": etag(row)})
+
+
+@get("/agents/{agent_id:str}", name="api.agents.get", opt={"permission": AGENTS.view_permission})
+async def get_agent(org: NamedDependency[OrgContext], agent_id: FromPath[str]) -> Response[Agent]:
+    row = await AGENTS.get(org.scope, parse_id(agent_id))
+    return Response(_agent(row), headers={"ETag": etag(row)})
+
+
+@patch("/agents/{agent_id:str}", name="api.agents.update", opt={"permission": AGENTS.manage_permission})
+async def update_agent(
+    request: Request, org: NamedDependency[OrgContext], agent_id: FromPath[str], data: JSONBody[AgentUpdate]
+) -> Response[Agent]:
+    """Change some fields. With ``If-Match``, only if the agent is still the version it names."""
+    key = parse_id(agent_id)
+    current = await AGENTS.get(org.scope, key, lock=True)
+    wanted = request.headers.get("if-match")
+    if wanted is not None and wanted.strip() not in ("*", etag(current)):
+        raise PreconditionFailed("The agent changed since you read it: read it again, then apply your change.")
+    form = {**AGENTS.form_of(current), **_form(data)}
+    await AGENTS.update(org, key, form)
+    row = await AGENTS.get(org.scope, key)
+    return Response(_agent(row), headers={"ETag": etag(row)})
+
+
+@delete("/agents/{agent_id:str}", name="api.agents.delete", opt={"permission": AGENTS.manage_permission}, status_code=204)
+async def delete_agent(org: NamedDependency[OrgContext], agent_id: FromPath[str]) -> None:
+    await AGENTS.delete(org, parse_id(agent_id))
+
+
+ROUTES = [list_agents, create_agent, get_agent, update_agent, delete_agent]

@@ -1,0 +1,56 @@
+"""The JSON API's routes (mounted under ``/api/v1/orgs/{slug}`` by ``portal.app``) and the
+API tokens page (``/orgs/{slug}/api-tokens``)."""
+
+from __future__ import annotations
+
+from litestar import Request, Response, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath
+from litestar.status_codes import HTTP_422_UNPROCESSABLE_ENTITY
+
+from portal.api import agents, tokens
+from portal.errors import Invalid
+from portal.params import parse_id
+from portal.roles import service as roles
+from portal.tenancy.context import OrgContext
+from portal.tenancy.permissions import Perm
+from portal.web.forms import read_form
+from portal.web.render import page, redirect
+from portal.web.urls import url_for
+
+API_ROUTES = [*agents.ROUTES]
+
+TOKENS = "api/tokens.html"
+MANAGE = {"permission": Perm.MANAGE_MEMBERS}
+
+
+async def _tokens_page(request: Request, org: OrgContext, **extra) -> Response:
+    return await page(
+        request, TOKENS, tokens=await tokens.list_tokens(org), role_choices=[(c.key, c.label) for c in await roles.choices(org)],
+        default_days=tokens.DEFAULT_DAYS, max_days=tokens.MAX_DAYS, **{"form": {"role": "member"}, "errors": {}, **extra},
+    )
+
+
+@get("/api-tokens", name="api_tokens.list", opt=MANAGE)
+async def token_list(request: Request, org: NamedDependency[OrgContext]) -> Response:
+    return await _tokens_page(request, org)
+
+
+@post("/api-tokens", name="api_tokens.create", opt=MANAGE, status_code=200)
+async def token_create(request: Request, org: NamedDependency[OrgContext]) -> Response:
+    form = await read_form(request)
+    try:
+        _, token = await tokens.create_token(org, form)
+    except Invalid as exc:
+        return await _tokens_page(request, org, status=HTTP_422_UNPROCESSABLE_ENTITY, form=form, errors=exc.field_errors)
+    # Shown once, on this response only (no redirect: the token must never sit in a URL or a flash cookie).
+    return await _tokens_page(request, org, new_token=token, message="Token created. Copy it now: it won't be shown again.")
+
+
+@post("/api-tokens/{token_id:str}/revoke", name="api_tokens.revoke", opt=MANAGE, status_code=303)
+async def token_revoke(request: Request, org: NamedDependency[OrgContext], token_id: FromPath[str]) -> Response:
+    name = await tokens.revoke_token(org, parse_id(token_id))
+    return redirect(request, url_for(request, "api_tokens.list"), f"Token “{name}” revoked. Programs using it get 401 from now on.")
+
+
+ORG_ROUTES = [token_list, token_create, token_revoke]
