@@ -76,12 +76,13 @@ BEGIN
     PERFORM set_config('app.org_id', '', true);
     PERFORM set_config('app.token_hash', p_hash, true);
     SELECT * INTO t FROM api_token a WHERE a.token_hash = p_hash;
-    PERFORM set_config('app.token_hash', '', true);
     IF NOT FOUND THEN
+        PERFORM set_config('app.token_hash', '', true);
         RETURN QUERY SELECT 'unknown'::text, NULL::uuid, NULL::varchar, NULL::varchar, NULL::uuid, NULL::varchar,
             NULL::varchar, NULL::uuid, NULL::varchar, NULL::varchar[], NULL::uuid, NULL::varchar, NULL::varchar, NULL::varchar[];
         RETURN;
     END IF;
+    PERFORM set_config('app.token_hash', '', true);
     PERFORM set_config('app.org_id', t.org_id::text, true);
     SELECT o.id, o.slug, o.name INTO v_org FROM organization o WHERE o.id = t.org_id;
     IF v_org.slug IS DISTINCT FROM p_slug THEN  -- a real token, of another org: as if the org did not exist
@@ -93,6 +94,11 @@ BEGIN
     IF p_lock THEN
         PERFORM 1 FROM organization o WHERE o.id = t.org_id FOR NO KEY UPDATE;
         SELECT * INTO t FROM api_token a WHERE a.org_id = t.org_id AND a.id = t.id FOR SHARE;
+        IF NOT FOUND THEN  -- the org (and its tokens) deleted while we waited
+            RETURN QUERY SELECT 'unknown'::text, NULL::uuid, NULL::varchar, NULL::varchar, NULL::uuid, NULL::varchar,
+                NULL::varchar, NULL::uuid, NULL::varchar, NULL::varchar[], NULL::uuid, NULL::varchar, NULL::varchar, NULL::varchar[];
+            RETURN;
+        END IF;
     END IF;
     IF t.revoked_at IS NOT NULL THEN
         RETURN QUERY SELECT 'revoked'::text, NULL::uuid, NULL::varchar, NULL::varchar, t.id, NULL::varchar,
