@@ -16,7 +16,7 @@ from litestar.types import ASGIApp
 from portal import domains
 from portal.api.auth import TokenContextMiddleware
 from portal.api.openapi import OPENAPI
-from portal.api.problems import EXCEPTION_HANDLERS as API_EXCEPTION_HANDLERS
+from portal.web.problems import EXCEPTION_HANDLERS as API_EXCEPTION_HANDLERS
 from portal.accounts.reauth import ReauthenticateMiddleware
 from portal.config import ROOT, Settings, get_settings
 from portal.db import engine as db
@@ -24,7 +24,7 @@ from portal.tenancy.context import OrgContextMiddleware, provide_org, required_p
 from portal.web.auth import SessionMiddleware, csrf_cookie_name
 from portal.web.errors import EXCEPTION_HANDLERS
 from portal.web.fairshare import ClientShareMiddleware, FairShareMiddleware
-from portal.web.head import HeadAsGet
+from portal.web.head import HeadAsGet, allow_every_method
 from portal.web.security import add_security_headers
 
 ORG_PREFIX = "/orgs/{slug:str}"
@@ -101,7 +101,7 @@ def create_app(settings: Settings | None = None, *, manage_pool: bool = True, ex
             exclude=API_PATHS,  # bearer tokens only there: no ambient credential to forge
         ),
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
-        before_send=[add_security_headers],
+        before_send=[add_security_headers, allow_every_method],
         lifespan=[lifespan],
         openapi_config=OPENAPI,
         logging_config=LoggingConfig(

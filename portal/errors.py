@@ -38,6 +38,11 @@ class Invalid(DomainError):
     title = "Please check the form"
 
 
+class NameTaken(Invalid):
+    """A name another item of the org already has: a form's field error on the pages, a 409 on
+    the API (the request was valid; the organization's state is what refuses it)."""
+
+
 class TooManyRequests(DomainError):
     status_code = 429
     title = "Too many requests"

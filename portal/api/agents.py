@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import msgspec
+from msgspec import Meta
 from litestar import Request, Response, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from portal.errors import DomainError
 from portal.params import parse_id, search_text
-from portal.resources.agents.service import AGENTS
+from portal.web.problems import documented
+from portal.resources import common
+from portal.resources.agents.service import AGENTS, MODEL_RE
 from portal.tenancy.context import OrgContext
 
 MAX_LIMIT = 200
@@ -30,29 +33,43 @@ class PreconditionFailed(DomainError):
     title = "Precondition failed"
 
 
+# The same limits as the pages' fields (portal.resources), stated for the OpenAPI document, and
+# checked by msgspec as the body is decoded: no control characters, not blank.
+_BLANK = common.SPACE.replace("\t", "").replace("\n", "").replace("\r", "").replace("\x0b", "").replace("\x0c", "")
+Name = Annotated[str, Meta(
+    min_length=1, max_length=common.NAME_MAX, pattern=f"^[^{common.CONTROL_SINGLE_LINE}]*[^{common.CONTROL_SINGLE_LINE}{_BLANK}][^{common.CONTROL_SINGLE_LINE}]*$",
+    description="Unique in the organization (case-insensitive); no control characters",
+)]
+Model = Annotated[str, Meta(min_length=1, max_length=100, pattern=MODEL_RE.pattern, description="The model identifier, e.g. claude-sonnet-4-5")]
+Description = Annotated[str, Meta(max_length=common.DESCRIPTION_MAX, pattern=f"^[^{common.CONTROL}]*$", description="No control characters but tab and newlines")]
+Status = Literal["active", "paused"]
+
+
 class Agent(msgspec.Struct):
     id: UUID
     name: str
     description: str
     model: str
-    status: str  # "active" or "paused"
+    status: Status
     workflows: int
     created_at: datetime
     updated_at: datetime
 
 
-class AgentCreate(msgspec.Struct, forbid_unknown_fields=True):
-    name: str
-    model: str
-    description: str = ""
-    status: str = "active"
+class AgentCreate(msgspec.Struct):  # other fields are ignored (an org_id in the body, say)
+    name: Name
+    model: Model
+    description: Description = ""
+    status: Status = "active"
 
 
-class AgentUpdate(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
-    name: str | None = None
-    model: str | None = None
-    description: str | None = None
-    status: str | None = None
+class AgentUpdate(msgspec.Struct, omit_defaults=True):
+    """Only the fields given change."""
+
+    name: Name | msgspec.UnsetType = msgspec.UNSET
+    model: Model | msgspec.UnsetType = msgspec.UNSET
+    description: Description | msgspec.UnsetType = msgspec.UNSET
+    status: Status | msgspec.UnsetType = msgspec.UNSET
 
 
 class AgentPage(msgspec.Struct):
@@ -69,10 +86,10 @@ def etag(row: Any) -> str:
 
 
 def _form(values: msgspec.Struct) -> dict[str, str]:
-    return {k: v for k, v in msgspec.structs.asdict(values).items() if v is not None}
+    return {k: v for k, v in msgspec.structs.asdict(values).items() if v is not msgspec.UNSET}
 
 
-@get("/agents", name="api.agents.list", opt={"permission": AGENTS.view_permission})
+@get("/agents", name="api.agents.list", opt={"permission": AGENTS.view_permission}, responses=documented())
 async def list_agents(
     request: Request,
     org: NamedDependency[OrgContext],
@@ -90,20 +107,20 @@ async def list_agents(
     return AgentPage([_agent(r) for r in rows], following)
 
 
-@post("/agents", name="api.agents.create", opt={"permission": AGENTS.manage_permission}, status_code=201)
+@post("/agents", name="api.agents.create", opt={"permission": AGENTS.manage_permission}, status_code=201, responses=documented(409, 422))
 async def create_agent(request: Request, org: NamedDependency[OrgContext], data: JSONBody[AgentCreate]) -> Response[Agent]:
     new_id = await AGENTS.create(org, _form(data))
     row = await AGENTS.get(org.scope, new_id)
     return Response(_agent(row), status_code=201, headers={"Location": f"{request.url.path}/{new_id}", "ETag": etag(row)})
 
 
-@get("/agents/{agent_id:str}", name="api.agents.get", opt={"permission": AGENTS.view_permission})
+@get("/agents/{agent_id:str}", name="api.agents.get", opt={"permission": AGENTS.view_permission}, responses=documented())
 async def get_agent(org: NamedDependency[OrgContext], agent_id: FromPath[str]) -> Response[Agent]:
     row = await AGENTS.get(org.scope, parse_id(agent_id))
     return Response(_agent(row), headers={"ETag": etag(row)})
 
 
-@patch("/agents/{agent_id:str}", name="api.agents.update", opt={"permission": AGENTS.manage_permission})
+@patch("/agents/{agent_id:str}", name="api.agents.update", opt={"permission": AGENTS.manage_permission}, responses=documented(409, 412, 422))
 async def update_agent(
     request: Request, org: NamedDependency[OrgContext], agent_id: FromPath[str], data: JSONBody[AgentUpdate]
 ) -> Response[Agent]:
@@ -119,7 +136,7 @@ async def update_agent(
     return Response(_agent(row), headers={"ETag": etag(row)})
 
 
-@delete("/agents/{agent_id:str}", name="api.agents.delete", opt={"permission": AGENTS.manage_permission}, status_code=204)
+@delete("/agents/{agent_id:str}", name="api.agents.delete", opt={"permission": AGENTS.manage_permission}, status_code=204, responses=documented(409))
 async def delete_agent(org: NamedDependency[OrgContext], agent_id: FromPath[str]) -> None:
     await AGENTS.delete(org, parse_id(agent_id))
 

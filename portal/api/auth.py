@@ -22,7 +22,7 @@ import re
 
 from litestar.types import Scope
 
-from portal.api.problems import Unauthorized
+from portal.web.problems import Unauthorized
 from portal.api.tokens import hash_token
 from portal.db import engine as db
 from portal.errors import Forbidden, NotFound

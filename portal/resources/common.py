@@ -15,15 +15,21 @@ from typing import Any, AsyncIterator
 import asyncpg
 
 from portal.db import engine as db
-from portal.errors import Invalid
+from portal.errors import Invalid, NameTaken
 
 PAGE_SIZE = 25
 NAME_MAX = 100
 DESCRIPTION_MAX = 2000
 FORM_ERROR = "Please correct the highlighted fields."
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_CONTROL_SINGLE_LINE = re.compile(r"[\x00-\x1f\x7f]")
+# Control characters (C0, DEL and C1) a text field refuses; a multi-line one keeps tab and newlines.
+CONTROL = "\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f"
+CONTROL_SINGLE_LINE = "\\x00-\\x1f\\x7f-\\x9f"
+_CONTROL = re.compile(f"[{CONTROL}]")
+_CONTROL_SINGLE_LINE = re.compile(f"[{CONTROL_SINGLE_LINE}]")
+# What is trimmed from both ends: the spaces of JSON Schema's (ECMAScript's) whitespace class, so
+# a value the API's schema calls blank is blank here too (``str.strip()`` differs at U+FEFF).
+SPACE = " \t\n\r\x0b\x0c\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
 
 
 @dataclass(frozen=True)
@@ -84,7 +90,7 @@ def text(
     required: bool = True,
     multiline: bool = False,
 ) -> str:
-    value = str(form.get(name, "")).strip()
+    value = str(form.get(name, "")).strip(SPACE)
     if multiline:
         value = value.replace("\r\n", "\n")
     if not value:
@@ -202,4 +208,4 @@ async def unique_name(message: str) -> AsyncIterator[None]:
         async with savepoint():
             yield
     except asyncpg.UniqueViolationError:
-        raise Invalid(FORM_ERROR, field_errors={"name": message}) from None
+        raise NameTaken(FORM_ERROR, field_errors={"name": message}) from None

@@ -15,6 +15,7 @@ from litestar.exceptions import HTTPException, NotFoundException, PermissionDeni
 from litestar.plugins.htmx import HTMXRequest
 
 from portal.errors import DomainError, NotFound, TooManyRequests
+from portal.web import problems
 from portal.web.auth import NotSignedIn
 from portal.web.render import base_context, env, redirect
 from portal.web.urls import url_for
@@ -55,8 +56,13 @@ def error_response(request: HTMXRequest, status: int, message: str, headers: dic
 
 
 def handle_domain(request: HTMXRequest, exc: DomainError) -> Response:
+    if request.url.path.startswith(API):
+        return problems.handle_domain(request, exc)
     headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyRequests) else None
     return error_response(request, exc.status_code, exc.message, headers)
+
+
+API = "/api/"  # the JSON API answers in application/problem+json (portal.web.problems)
 
 
 def handle_not_signed_in(request: HTMXRequest, exc: NotSignedIn) -> Response:
@@ -64,6 +70,8 @@ def handle_not_signed_in(request: HTMXRequest, exc: NotSignedIn) -> Response:
 
 
 def handle_http(request: HTMXRequest, exc: HTTPException) -> Response:
+    if request.url.path.startswith(API):
+        return problems.handle_http(request, exc)
     status = exc.status_code
     if isinstance(exc, NotFoundException) or status == 404:
         return error_response(request, 404, NotFound().message)
@@ -78,6 +86,8 @@ def handle_http(request: HTMXRequest, exc: HTTPException) -> Response:
 
 
 def handle_crash(request: HTMXRequest, exc: Exception) -> Response:
+    if request.url.path.startswith(API):
+        return problems.handle_crash(request, exc)
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return error_response(request, 500, "An unexpected error occurred. It has been logged; please try again.")
 

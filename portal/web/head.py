@@ -39,3 +39,35 @@ class HeadAsGet:
             await send(message)
 
         await self.app({**scope, "method": "GET", HEAD_KEY: True}, receive, headers_only)  # type: ignore[typeddict-item]
+
+
+def _served(app) -> dict[str, frozenset[str]]:
+    """Each path template's methods, across all its handlers (read once per app)."""
+    served = app.state.get("_served_methods")
+    if served is None:
+        served = {}
+        for route in app.routes:
+            methods = set(served.get(route.path_format, ()))
+            for handler in getattr(route, "route_handlers", ()):
+                methods |= set(handler.http_methods)
+            served[route.path_format] = frozenset(methods)
+        app.state["_served_methods"] = served
+    return served
+
+
+async def allow_every_method(message: Message, scope: Scope) -> None:
+    """``OPTIONS`` answers ``Allow`` with every method its path serves (Litestar's automatic answer
+    lists only the methods of one of the path's handlers: a GET and a POST at one path gave
+    ``GET, OPTIONS``), plus HEAD wherever GET (``HeadAsGet``)."""
+    if message["type"] != "http.response.start" or scope.get("method") != "OPTIONS" or message["status"] >= 300:
+        return
+    app = scope.get("app") or scope.get("litestar_app")
+    template = scope.get("path_template")
+    if app is None or template is None:
+        return
+    methods = set(_served(app).get(template, ())) | {"OPTIONS"}
+    if "GET" in methods:
+        methods.add("HEAD")
+    headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"allow"]
+    headers.append((b"allow", ", ".join(sorted(methods)).encode("latin-1")))
+    message["headers"] = headers

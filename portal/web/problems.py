@@ -1,15 +1,19 @@
 """Errors of the JSON API as ``application/problem+json`` (RFC 9457): ``type``, ``title``,
-``status``, ``detail``, and ``errors`` (field → message) for invalid input."""
+``status``, ``detail``, and ``errors`` (field → message) for invalid input. The app's error
+handlers (``portal.web.errors``) answer this way for every path under ``/api/``, including the
+ones no route matched."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
+import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi.datastructures import ResponseSpec
 
-from portal.errors import DomainError, TooManyRequests
+from portal.errors import DomainError, NameTaken, TooManyRequests
 
 log = logging.getLogger("portal.api")
 
@@ -24,6 +28,36 @@ class Unauthorized(DomainError):
     title = "Authentication required"
 
 
+class Problem(msgspec.Struct, omit_defaults=True):
+    """An error (RFC 9457). ``errors``: field → message, for invalid input."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: dict[str, str] | None = None
+
+
+_DESCRIPTIONS = {
+    400: "The request is malformed (a parameter or the JSON body is not valid)",
+    401: "No token, or an unknown, revoked, expired or suspended one",
+    403: "The token's role lacks the permission",
+    404: "No such thing in this organization (or no such organization for this token)",
+    409: "The change conflicts with the current state",
+    412: "If-Match names a version that is no longer current",
+    422: "The values are not valid; ``errors`` says why, per field",
+    429: "Too many requests; retry after ``Retry-After`` seconds",
+}
+
+
+def documented(*codes: int) -> dict[int, ResponseSpec]:
+    """The problem responses a route may give, for its OpenAPI operation."""
+    return {
+        code: ResponseSpec(data_container=Problem, description=_DESCRIPTIONS[code], media_type=MEDIA_TYPE, generate_examples=False)
+        for code in (400, 401, 403, 404, 429, *codes)
+    }
+
+
 def problem(status: int, title: str, detail: str, *, headers: dict[str, str] | None = None, **extra: Any) -> Response:
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
     return Response(body, status_code=status, media_type=MEDIA_TYPE, headers=headers or {})
@@ -36,6 +70,8 @@ def handle_domain(request: Request, exc: DomainError) -> Response:
     if isinstance(exc, TooManyRequests):
         headers["Retry-After"] = str(exc.retry_after)
     extra = {"errors": exc.field_errors} if exc.field_errors else {}
+    if isinstance(exc, NameTaken):
+        return problem(409, "Name already taken", next(iter(exc.field_errors.values())), **extra)
     return problem(exc.status_code, exc.title, exc.message, headers=headers, **extra)
 
 
@@ -45,8 +81,13 @@ def handle_http(request: Request, exc: HTTPException) -> Response:
         for item in exc.extra or []:
             if isinstance(item, dict):
                 errors[str(item.get("key") or "body")] = str(item.get("message", "is not valid"))
-        return problem(422, "Invalid request", "The request body or parameters are not valid.", errors=errors)
-    return problem(exc.status_code, exc.detail or "Error", exc.detail or "The request could not be handled.", headers=exc.headers or None)
+        return problem(400, "Invalid request", "The request body or parameters are not valid.", errors=errors)
+    title = exc.detail or "Error"
+    if exc.status_code == 404:
+        title, detail = "Not found", "There is no such API route."
+    else:
+        detail = exc.detail or "The request could not be handled."
+    return problem(exc.status_code, title, detail, headers=exc.headers or None)
 
 
 def handle_crash(request: Request, exc: Exception) -> Response:
