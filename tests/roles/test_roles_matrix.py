@@ -16,8 +16,8 @@ PERMISSION = {  # the access table's names → SPEC §2's permissions
     VIEW: "org.view", MANAGE_RESOURCES: "resources.manage", BILLING: "billing.manage", AUDIT: "audit.view",
     EXPORT: "export.use", MEMBERS: "members.manage", ORG: "org.manage", LEAVE: "org.leave",
 }
-# Routes that act on something with a role of its own: the world's plain member (``member_id``)
-# and pending invite (role member), and its custom role (audit.view + export.use).
+# Routes that act on something with a role of its own: the world's plain member (``member_id``),
+# pending invite and API token (role member), and its custom role (audit.view + export.use).
 MEMBER_ROLE = {"resources.manage"}  # member's permissions beyond org.view and org.leave
 WORLD_ROLE = {"audit.view", "export.use"}
 CONTAINED = {
@@ -26,6 +26,8 @@ CONTAINED = {
     "POST /orgs/{slug}/members/{member_id}/remove": MEMBER_ROLE,
     "POST /orgs/{slug}/invites/{invite_id}/resend": MEMBER_ROLE,
     "POST /orgs/{slug}/invites/{invite_id}/revoke": MEMBER_ROLE,
+    "POST /orgs/{slug}/api-tokens": MEMBER_ROLE,  # the form asks for a member-role token
+    "POST /orgs/{slug}/api-tokens/{token_id}/revoke": MEMBER_ROLE,  # the world's token is a member's
     "GET /orgs/{slug}/roles/{role_id}/edit": WORLD_ROLE,
     "POST /orgs/{slug}/roles/{role_id}/edit": WORLD_ROLE,
     "GET /orgs/{slug}/roles/{role_id}/delete": WORLD_ROLE,
