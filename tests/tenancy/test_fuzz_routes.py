@@ -74,7 +74,8 @@ async def test_no_input_produces_a_500(app, owner_world, data):
         params[name] = quote(data.draw(PATH_PARAM, label="value"), safe="")
     url = fill(path, params)
     pairs = data.draw(FORMS, label="form")
-    query = data.draw(st.booleans(), label="as query")
+    # As a query string only while it fits in a URL the client will send (httpx refuses longer).
+    query = data.draw(st.booleans(), label="as query") and len(encode(pairs)) < 8000
     handler = NoCrash()
     logging.getLogger().addHandler(handler)
     c = Client(app)
