@@ -57,6 +57,7 @@ class Settings:
     db_acquire_timeout: float
     org_create_rate: int
     invite_rate: int
+    api_rate: int
     signup_rate: int
     per_principal_concurrency: int
     per_client_concurrency: int
@@ -109,6 +110,7 @@ def load_settings() -> Settings:
         db_acquire_timeout=_duration("DB_ACQUIRE_TIMEOUT", "5s").total_seconds(),
         org_create_rate=_int("ORG_CREATE_RATE", 10),
         invite_rate=_int("INVITE_RATE", 50),
+        api_rate=_int("API_RATE", 600),
         signup_rate=_int("SIGNUP_RATE", 20),
         per_principal_concurrency=_int("PER_PRINCIPAL_CONCURRENCY", 8),
         per_client_concurrency=_int("PER_CLIENT_CONCURRENCY", 32),

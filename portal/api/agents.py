@@ -16,10 +16,11 @@ import msgspec
 from msgspec import Meta
 from litestar import Request, Response, delete, get, patch, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 
 from portal.errors import DomainError
 from portal.params import parse_id, search_text
+from portal.api import limits
 from portal.web.problems import documented
 from portal.resources import common
 from portal.resources.agents.service import AGENTS, MODEL_RE
@@ -108,10 +109,22 @@ async def list_agents(
 
 
 @post("/agents", name="api.agents.create", opt={"permission": AGENTS.manage_permission}, status_code=201, responses=documented(409, 422))
-async def create_agent(request: Request, org: NamedDependency[OrgContext], data: JSONBody[AgentCreate]) -> Response[Agent]:
+async def create_agent(
+    request: Request,
+    org: NamedDependency[OrgContext],
+    data: JSONBody[AgentCreate],
+    idempotency_key: Annotated[str | None, HeaderParameter(header="Idempotency-Key", min_length=1, max_length=limits.KEY_MAX)] = None,
+) -> Response[Agent]:
+    """Create an agent. With ``Idempotency-Key``, a retry of the same request creates nothing and
+    gets the first response again."""
+    if (earlier := await limits.replay(org, request)) is not None:
+        return earlier  # type: ignore[return-value]
     new_id = await AGENTS.create(org, _form(data))
     row = await AGENTS.get(org.scope, new_id)
-    return Response(_agent(row), status_code=201, headers={"Location": f"{request.url.path}/{new_id}", "ETag": etag(row)})
+    headers = {"Location": f"{request.url.path}/{new_id}", "ETag": etag(row)}
+    body = msgspec.json.encode(_agent(row))
+    await limits.remember(org, request, 201, body, headers)
+    return Response(body, status_code=201, media_type="application/json", headers=headers)  # type: ignore[return-value]
 
 
 @get("/agents/{agent_id:str}", name="api.agents.get", opt={"permission": AGENTS.view_permission}, responses=documented())

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import re
 
-from litestar.types import Scope
+from litestar.types import Receive, Scope, Send
 
 from portal.web.problems import Unauthorized
+from portal.api.limits import count_call
 from portal.api.tokens import hash_token
 from portal.db import engine as db
 from portal.errors import Forbidden, NotFound
@@ -59,7 +60,7 @@ async def enter_token(scope: Scope, perm: Perm, *, lock: bool) -> OrgContext:
     slug = scope["path_params"]["slug"]
     if not SLUG_SHAPE.match(slug):
         raise NotFound()
-    row = await db.current_connection().fetchrow(_ENTER, slug, hash_token(token), lock)
+    row = await db.current_connection().fetchrow(_ENTER, slug, scope["state"].get(HASH_KEY) or hash_token(token), lock)
     status = row["status"]
     if status == "other_org":
         raise NotFound()
@@ -90,8 +91,20 @@ async def enter_token(scope: Scope, perm: Perm, *, lock: bool) -> OrgContext:
     )
 
 
+HASH_KEY = "portal.api.token_hash"
+
+
 class TokenContextMiddleware(OrgContextMiddleware):
-    """``OrgContextMiddleware`` with the bearer token as the principal."""
+    """``OrgContextMiddleware`` with the bearer token as the principal, each call counted first
+    (``portal.api.limits.count_call``, before the request's transaction)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            token = bearer(scope)
+            if token is not None:
+                scope["state"][HASH_KEY] = token_hash = hash_token(token)
+                await count_call(token_hash)
+        await super().__call__(scope, receive, send)
 
     async def enter(self, scope: Scope, perm: Perm, *, lock: bool, page: bool) -> OrgContext:
         return await enter_token(scope, perm, lock=lock)

@@ -3,11 +3,11 @@ the ``token_by_hash`` policy, ``enter_token``) is in ``migrations/portal_2026_11
 
 from __future__ import annotations
 
-from piccolo.columns import UUID, ForeignKey, Timestamptz, Varchar
+from piccolo.columns import UUID, Bytea, ForeignKey, Integer, JSONB, Timestamptz, Varchar
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
-from portal.db.registry import tenant_table
+from portal.db.registry import global_table, tenant_table
 from portal.db.tables import Organization
 
 
@@ -27,3 +27,25 @@ class ApiToken(Table, tablename="api_token"):
     last_used_at = Timestamptz(null=True, default=None)
     revoked_at = Timestamptz(null=True, default=None)
     revoked_by = UUID(null=True)
+
+
+@tenant_table
+class ApiIdempotency(Table, tablename="api_idempotency"):
+    """The response of a creating POST sent with an ``Idempotency-Key``, replayed to its retries."""
+
+    id = UUID(primary_key=True)
+    org_id = ForeignKey(references=Organization, null=False)
+    token_id = UUID()  # (org_id, token_id) → api_token (org_id, id) ON DELETE CASCADE
+    key = Varchar(length=200)
+    request_hash = Varchar(length=64)
+    status = Integer()
+    headers = JSONB(default="{}")
+    body = Bytea()
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+@global_table("Calls per API token and minute, counted before the token's org is known (hashes and counts only).")
+class ApiRate(Table, tablename="api_rate"):
+    bucket = Varchar(length=120, primary_key=True)  # "<token hash>@<minute>"
+    minute = Timestamptz()
+    hits = Integer()

@@ -54,7 +54,7 @@ def documented(*codes: int) -> dict[int, ResponseSpec]:
     """The problem responses a route may give, for its OpenAPI operation."""
     return {
         code: ResponseSpec(data_container=Problem, description=_DESCRIPTIONS[code], media_type=MEDIA_TYPE, generate_examples=False)
-        for code in (400, 401, 403, 404, 429, *codes)
+        for code in sorted({400, 401, 403, 404, 429, *codes})
     }
 
 
