@@ -86,7 +86,7 @@ def parse_filters(params: Mapping[str, str]) -> AuditFilters:
 # -- the log ------------------------------------------------------------------------------------
 
 _EVENTS = """SELECT e.id, e.created_at, e.actor_id, e.actor_email, e.action, e.target_type, e.target_id,
-                    e.target_label, e.before, e.after, e.ip
+                    e.target_label, e.before, e.after, e.ip, e.actor_token_id, e.actor_label
              FROM audit_event e WHERE e.org_id = {org}"""
 
 
@@ -200,6 +200,7 @@ async def audit_page(
 
 CSV_COLUMNS = (
     "time_utc", "actor_email", "actor_id", "action", "target_type", "target_id", "target_label", "ip", "before", "after",
+    "actor_token_id", "actor_label",
 )
 # A cell starting with one of these is a formula to spreadsheet software (CSV injection).
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "|", "%")
@@ -244,6 +245,7 @@ async def audit_csv(ctx: OrgContext, filters: AuditFilters) -> AsyncIterator[byt
                         "action": r["action"], "target_type": r["target_type"], "target_id": r["target_id"],
                         "target_label": r["target_label"], "ip": r["ip"],
                         "before": _csv_json(r["action"], r["before"]), "after": _csv_json(r["action"], r["after"]),
+                        "actor_token_id": r["actor_token_id"], "actor_label": r["actor_label"],
                     }
                     for r in rows
                 ]

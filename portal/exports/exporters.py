@@ -288,6 +288,8 @@ register(
             Field("before", ANY, from_row=_audited("before")),
             Field("after", ANY, from_row=_audited("after")),
             Field("ip", nullable(STRING)),
+            uid_field("actor_token_id", nullable(ID)),
+            Field("actor_label", nullable(STRING)),
         ],
         layout="lines",
         description="The audit log, oldest first, one event per line.",

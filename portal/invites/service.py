@@ -136,11 +136,14 @@ async def _check_rate(ctx: OrgContext, now: datetime) -> None:
     )
 
 
-async def seat_usage(ctx: OrgContext, now: datetime) -> dict[str, Any]:
+async def seat_usage(ctx: OrgContext, now: datetime, *, with_roles: bool = False) -> dict[str, Any]:
+    """Seats, members and live pending invites; ``with_roles``: also the org's custom roles (the
+    invite form's role menu), in the same statement."""
     row = await ctx.scope.fetchrow(
         f"""SELECT (SELECT seat_limit FROM billing_settings WHERE org_id = {{org}}) AS seats,
                    (SELECT count(*) FROM membership WHERE org_id = {{org}}) AS members,
-                   (SELECT count(*) FROM invite WHERE org_id = {{org}} AND {PENDING} AND expires_at > $1) AS pending""",
+                   (SELECT count(*) FROM invite WHERE org_id = {{org}} AND {PENDING} AND expires_at > $1) AS pending"""
+        + (f", {roles.CUSTOM_ROLES_JSON} AS custom_roles" if with_roles else ""),
         now,
     )
     return dict(row)
@@ -312,10 +315,11 @@ async def list_invites(ctx: OrgContext) -> dict[str, Any]:
     invites = [_with_status(r, now) for r in rows]
     for invite in invites:
         invite["manageable"] = roles.of_row(invite).within(ctx.perms)
+    seats = await seat_usage(ctx, now, with_roles=True)
     return {
         "invites": invites,
-        "role_choices": [(c.key, c.label) for c in await roles.choices(ctx)],
-        "seats": await seat_usage(ctx, now),
+        "role_choices": roles.menu(ctx, seats.pop("custom_roles")),
+        "seats": seats,
         "any_failed": any(i["status"] == "failed" for i in invites),
         "ttl_text": humanize.duration(get_settings().invite_ttl),
     }

@@ -29,7 +29,6 @@ No Litestar here: functions take the ``OrgContext`` and raise domain errors.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 from datetime import datetime
 from typing import Any, Awaitable, Callable
@@ -46,7 +45,7 @@ from portal.params import decode_cursor, encode_cursor, like_pattern, search_tex
 from portal.tenancy.context import OrgContext
 from portal.roles import service as roles
 from portal.roles.service import role_fields
-from portal.tenancy.permissions import ASSIGNABLE_ROLES, BUILT_IN_CHOICES, Perm, Role, RoleChoice
+from portal.tenancy.permissions import Perm, Role
 
 log = logging.getLogger("portal.members")
 
@@ -205,10 +204,9 @@ async def list_members(
         else:
             next_cursor = last if more else None
             prev_cursor = first if forward else None
-    customs = [RoleChoice.custom(UUID(r["id"]), r["name"], r["permissions"]) for r in json.loads(result[0]["custom_roles"])]
     return {
         "members": with_role_keys(ctx, rows),
-        "role_choices": menu(ctx, customs),
+        "role_choices": roles.menu(ctx, result[0]["custom_roles"]),
         "total": total,
         "q": q,
         "next_cursor": next_cursor,
@@ -231,12 +229,6 @@ def with_role_keys(ctx: OrgContext, rows: list[dict]) -> list[dict]:
             found = seen[role] = (held.key, held.within(ctx.perms))
         row["role_key"], row["manageable"] = found
     return rows
-
-
-def menu(ctx: OrgContext, customs: list[RoleChoice]) -> list[tuple[str, str]]:
-    """The role menu's (value, label) pairs: the roles ``ctx`` may grant."""
-    every = [*(BUILT_IN_CHOICES[r] for r in ASSIGNABLE_ROLES), *customs]
-    return [(c.key, c.label) for c in every if c.within(ctx.perms)]
 
 
 async def row_context(ctx: OrgContext, member: dict) -> dict:

@@ -15,7 +15,9 @@ is checked again under the new permissions.
 
 from __future__ import annotations
 
+import json
 from typing import Any
+from uuid import UUID
 
 from portal import records
 from portal.errors import Forbidden, Invalid, NotFound
@@ -183,6 +185,20 @@ def of_row(row: Any) -> RoleChoice:
 
 
 # -- choosing a role (members page, invites) ------------------------------------------------------
+# The org's custom roles as one JSON value, for a page's own statement to carry (no extra one).
+CUSTOM_ROLES_JSON = """(SELECT coalesce(jsonb_agg(jsonb_build_object('id', r.id, 'name', r.name, 'permissions', r.permissions)
+                                           ORDER BY lower(r.name), r.id), '[]'::jsonb)
+                        FROM org_role r WHERE r.org_id = {org})"""
+
+
+def menu(ctx: OrgContext, custom_roles_json: str) -> list[tuple[str, str]]:
+    """A role menu's (value, label) pairs: the roles ``ctx`` may grant, built-in ones first, from
+    ``CUSTOM_ROLES_JSON``'s value."""
+    customs = [RoleChoice.custom(UUID(r["id"]), r["name"], r["permissions"]) for r in json.loads(custom_roles_json)]
+    every = [*(BUILT_IN_CHOICES[r] for r in ASSIGNABLE_ROLES), *customs]
+    return [(c.key, c.label) for c in every if c.within(ctx.perms)]
+
+
 async def choices(ctx: OrgContext) -> list[RoleChoice]:
     """The roles ``ctx`` may hand out here: the built-in ones, then the org's own, by name."""
     rows = await ctx.scope.fetch("SELECT id, name, permissions FROM org_role WHERE org_id = {org} ORDER BY lower(name), id")

@@ -30,7 +30,7 @@ async def program(make_world, su, app):
     await c.aclose()
 
 
-async def test_create_read_update_delete_through_the_api(program, su):
+async def test_create_read_update_delete_through_the_api(program, su, client_for):
     w, c = program, program.program
     r = await c.request("POST", w.base, json={"name": "Triage bot", "model": "claude-sonnet-4-5", "description": "Sorts tickets."})
     assert r.status_code == 201, r.text
@@ -63,6 +63,9 @@ async def test_create_read_update_delete_through_the_api(program, su):
     assert created["actor_token_id"] == w.token_id and created["actor_label"] == "API token “CI”"
     assert created["actor_id"] == w.users["owner"].id  # and who created the token
     assert json.loads(created["after"])["name"] == "Triage bot"
+    owner = await client_for(w.users["owner"])
+    log = await owner.get(f"/orgs/{w.org.slug}/audit")
+    assert "API token “CI”" in log.text and f"created by {w.users['owner'].email}" in log.text
 
 
 async def test_lists_are_keyset_pages_with_a_next_link(program, su):
