@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.noisy
 	$(BIN)/python -m bench.compare
 	$(BIN)/python -m bench.roles
+	$(BIN)/python -m bench.api
 
 screenshots: $(STAMP)
 	PORTAL_SCREENSHOTS=docs/screenshots $(BIN)/pytest tests/browser -k screenshots

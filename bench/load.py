@@ -11,6 +11,8 @@ from pathlib import Path
 LUA = r"""
 wrk.method = "GET"
 wrk.headers["Cookie"] = os.getenv("BENCH_COOKIE") or ""
+local auth = os.getenv("BENCH_AUTHORIZATION")
+if auth and auth ~= "" then wrk.headers["Authorization"] = auth end
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
@@ -25,14 +27,14 @@ def have_wrk() -> bool:
     return shutil.which("wrk") is not None
 
 
-def run(url: str, cookie: str, *, seconds: int, connections: int, threads: int = 1) -> dict:
+def run(url: str, cookie: str, *, seconds: int, connections: int, threads: int = 1, authorization: str = "") -> dict:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(LUA)
         script = f.name
     try:
         out = subprocess.run(
             ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", script, url],
-            capture_output=True, text=True, check=True, env={"BENCH_COOKIE": cookie, "PATH": "/usr/bin:/bin"},
+            capture_output=True, text=True, check=True, env={"BENCH_COOKIE": cookie, "BENCH_AUTHORIZATION": authorization, "PATH": "/usr/bin:/bin"},
         ).stdout
     finally:
         Path(script).unlink(missing_ok=True)
