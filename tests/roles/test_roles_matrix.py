@@ -1,15 +1,16 @@
 """SECURITY 44: for random permission sets (Hypothesis), a member holding a custom role with that
 set gets exactly the answers the set implies, over the whole org route table: a 403 that writes
 nothing where the set lacks the route's permission, and past the guard where it holds it (unless
-containment refuses: acting on someone or something whose role goes beyond the set)."""
+containment refuses: acting on someone or something whose role goes beyond the set). The same
+for an API token holding that role, over the JSON API's routes."""
 
 from __future__ import annotations
 
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
-from tests.access_matrix import ACCESS, AUDIT, BILLING, EXPORT, LEAVE, MANAGE_RESOURCES, MEMBERS, ORG, VIEW
-from tests.factories import add_role, give_role
-from tests.routes import fill, live_routes
+from tests.access_matrix import ACCESS, API_ACCESS, AUDIT, BILLING, EXPORT, LEAVE, MANAGE_RESOURCES, MEMBERS, ORG, VIEW
+from tests.factories import Client, add_agent, add_api_token, add_role, give_role
+from tests.routes import api_routes, fill, live_routes
 
 GRANTABLE = ("resources.manage", "billing.manage", "audit.view", "export.use", "members.manage", "org.leave")
 PERMISSION = {  # the access table's names → SPEC §2's permissions
@@ -81,3 +82,26 @@ async def test_a_custom_role_gets_exactly_what_its_permissions_imply(app, make_w
         else:
             assert r.status_code not in (401, 403, 404) and r.status_code < 500, (sorted(granted), method, path, r.status_code)
     assert denied or allowed
+
+    # The JSON API, with an API token holding the same custom role (created by the owner).
+    _, token = await add_api_token(su, w.org, "custom", custom_role_id=role)
+    program = Client(app)
+    program.http.headers["Authorization"] = f"Bearer {token}"
+    params = {**w.params, "agent_id": str(await add_agent(su, w.org.id))}  # the pages' phase deleted theirs
+
+    def state(snap: dict) -> dict:
+        return {k: v for k, v in snap.items() if k != "api_token"}  # a token's last use is bookkeeping
+
+    before = state(await snapshot(w.org.id))
+    for method, path in sorted(api_routes(app), key=lambda mp: mp[0] == "DELETE"):
+        requirement = API_ACCESS.get(f"{method} {path}")
+        if requirement is None:
+            continue  # the public OpenAPI document
+        r = await program.request(method, fill(path, params), json={"name": "From the API", "model": "gpt-4.1"})
+        if PERMISSION[requirement] in holds:
+            assert r.status_code not in (401, 403, 404) and r.status_code < 500, (sorted(granted), method, path, r.status_code)
+        else:
+            assert r.status_code == 403, (sorted(granted), method, path, r.status_code)
+    if not {"resources.manage"} & holds:
+        assert state(await snapshot(w.org.id)) == before, sorted(granted)  # every API write was a denial
+    await program.aclose()
