@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
 from uuid import UUID
 
 import msgspec
@@ -103,8 +104,8 @@ async def list_agents(
     rows, cursor = await AGENTS.keyset(org.scope, after=after, limit=limit, q=text)
     following = None
     if cursor is not None:
-        query = f"limit={limit}&after={cursor}" + (f"&q={request.query_params.get('q')}" if text else "")
-        following = f"{request.url.path}?{query}"
+        query = {"limit": limit, "after": cursor, **({"q": text} if text else {})}
+        following = f"{request.url.path}?{urlencode(query)}"
     return AgentPage([_agent(r) for r in rows], following)
 
 

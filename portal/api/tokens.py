@@ -11,6 +11,7 @@ give the right back and they work again (until they expire or are revoked).
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from datetime import timedelta
 from typing import Any
@@ -42,7 +43,7 @@ def new_token() -> str:
 
 def _days(raw: Any, errors: common.FormErrors) -> int:
     text = str(raw or "").strip() or str(DEFAULT_DAYS)
-    if not text.isdigit() or not 1 <= int(text) <= MAX_DAYS:
+    if not re.fullmatch(r"[0-9]{1,4}", text) or not 1 <= int(text) <= MAX_DAYS:  # ASCII digits only: "²" is a digit too
         errors["expires_in_days"] = f"Choose a lifetime from 1 to {MAX_DAYS} days."
         return DEFAULT_DAYS
     return int(text)

@@ -410,7 +410,7 @@ class Resource:
         try:
             async with common.savepoint():
                 await ctx.scope.execute(f"DELETE FROM {self.table} WHERE org_id = {{org}} AND id = $1", item_id)
-        except asyncpg.ForeignKeyViolationError:  # a reference appeared since the check
+        except (asyncpg.ForeignKeyViolationError, asyncpg.CheckViolationError):  # a reference appeared since the check
             raise Conflict(self.in_use_meanwhile.format(name=current["name"])) from None
         await audit.record(
             ctx, self.action("deleted"), target=(self.noun, item_id, current["name"]), before=self.audited_on_delete(current)

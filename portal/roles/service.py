@@ -79,7 +79,9 @@ class Roles(layer.Resource):
     columns = """r.id, r.name, r.description, r.permissions, r.created_at, r.updated_at,
                  (SELECT count(*) FROM membership m WHERE m.org_id = {org} AND m.custom_role_id = r.id) AS holders,
                  (SELECT count(*) FROM invite i WHERE i.org_id = {org} AND i.custom_role_id = r.id
-                    AND i.accepted_at IS NULL AND i.revoked_at IS NULL AND i.superseded_at IS NULL) AS invites"""
+                    AND i.accepted_at IS NULL AND i.revoked_at IS NULL AND i.superseded_at IS NULL) AS invites,
+                 (SELECT count(*) FROM api_token t WHERE t.org_id = {org} AND t.custom_role_id = r.id
+                    AND t.revoked_at IS NULL) AS tokens"""
     search = ("r.name", "r.description")
     fields = (layer.name("role"), layer.DESCRIPTION, PERMISSIONS)
     export = layer.Export(
@@ -138,14 +140,15 @@ class Roles(layer.Resource):
         return self.delete_blocker(row)
 
     def delete_blocker(self, row: Any) -> str | None:
-        holders, invites = row["holders"], row["invites"]
-        if not holders and not invites:
+        holders, invites, tokens = row["holders"], row["invites"], row["tokens"]
+        if not holders and not invites and not tokens:
             return None
         held = [f"{holders} member{'s' if holders != 1 else ''}"] if holders else []
         held += [f"{invites} pending invite{'s' if invites != 1 else ''}"] if invites else []
+        held += [f"{tokens} API token{'s' if tokens != 1 else ''}"] if tokens else []
         return (
-            f"“{row['name']}” is held by {' and '.join(held)}. Give them another role (or revoke the "
-            "invites) before deleting it; its page lists who holds it."
+            f"“{row['name']}” is held by {', '.join(held[:-1]) + ' and ' if len(held) > 1 else ''}{held[-1]}. "
+            "Give the members another role and revoke the invites and tokens before deleting it; its page lists who holds it."
         )
 
     def delete_consequence(self, row: Any) -> str:

@@ -86,6 +86,10 @@ async def test_lists_are_keyset_pages_with_a_next_link(program, su):
         url, pages = body["next"], pages + 1
     assert len(seen) == total == len(set(seen)) and pages == -(-total // 10)
     assert seen == sorted(seen, key=lambda n: (n.lower(),))
+    await su.executemany("INSERT INTO agent (org_id, name, model) VALUES ($1, $2, 'gpt-4.1')", [(w.org.id, f"R&D #{i}") for i in range(3)])
+    first = (await c.get(w.base, params={"limit": 2, "q": "r&d #"})).json()
+    second = (await c.get(first["next"])).json()  # the search survives the next link, & and # included
+    assert [a["name"] for a in first["items"] + second["items"]] == ["R&D #0", "R&D #1", "R&D #2"]
     assert (await c.get(f"{w.base}?limit=201")).status_code in (400, 422)
     assert (await c.get(f"{w.base}?after=%00garbage")).status_code == 200  # a malformed cursor starts over
 

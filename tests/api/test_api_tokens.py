@@ -50,7 +50,8 @@ async def test_bad_token_forms_are_explained(make_world, client_for, su):
     owner = await client_for(w.users["owner"])
     before = await su.fetchval("SELECT count(*) FROM api_token WHERE org_id = $1", w.org.id)
     for form in ({"name": "", "role": "member"}, {"name": "x", "role": "owner"}, {"name": "x", "role": "member", "expires_in_days": "400"},
-                 {"name": "x", "role": "member", "expires_in_days": "-3"}, {"name": "x", "role": "nope"}):
+                 {"name": "x", "role": "member", "expires_in_days": "-3"}, {"name": "x", "role": "nope"},
+                 {"name": "x", "role": "member", "expires_in_days": "²"}, {"name": "x", "role": "member", "expires_in_days": "9" * 5000}):
         r = await owner.post(f"/orgs/{w.org.slug}/api-tokens", form)
         assert r.status_code == 422, form
         assert 'id="new-token"' not in r.text

@@ -228,3 +228,16 @@ async def test_a_teams_members_show_their_custom_role(make_world, client_for, su
     await give_role(su, w.org.id, w.team_member, w.role)
     owner = await client_for(w.users["owner"])
     assert (await role_row(su, w.role))["name"] in text_of(await owner.get(f"/orgs/{w.org.slug}/teams/{w.team}"))
+
+
+async def test_a_role_a_live_api_token_holds_cannot_be_deleted(make_world, client_for, su):
+    from tests.factories import add_api_token
+
+    w = await make_world()
+    owner = await client_for(w.users["owner"])
+    token_id, _ = await add_api_token(su, w.org, "custom", custom_role_id=w.role)
+    r = await owner.post(role_url(w, w.role, "/delete"))
+    assert r.status_code == 409 and "1 API token" in text_of(r)
+    await su.execute("UPDATE api_token SET revoked_at = now() WHERE id = $1", token_id)
+    assert (await owner.post(role_url(w, w.role, "/delete"))).status_code == 303  # a revoked token lets go of it
+    assert await su.fetchval("SELECT custom_role_id FROM api_token WHERE id = $1", token_id) is None
