@@ -73,6 +73,10 @@ def handle_http(request: HTMXRequest, exc: HTTPException) -> Response:
     if request.url.path.startswith(API):
         return problems.handle_http(request, exc)
     status = exc.status_code
+    if status >= 500 and request.url.path.startswith("/static/"):
+        # A file the static router could not even look up (a name too long for the file system,
+        # say) is simply not there.
+        return error_response(request, 404, NotFound().message)
     if isinstance(exc, NotFoundException) or status == 404:
         return error_response(request, 404, NotFound().message)
     if isinstance(exc, PermissionDeniedException) and "CSRF" in str(exc.detail):

@@ -150,3 +150,15 @@ async def test_serving_refuses_a_role_that_bypasses_rls(database):
         db._engine = saved
         db.bind(database.app_url)
         await db.start_pool(20)
+
+
+async def test_a_static_name_too_long_for_the_file_system_is_a_404(app):
+    """Found by the route fuzzer: the static router's lookup failed with a 500."""
+    from tests.factories import Client
+
+    c = Client(app)
+    for name in ("x" * 300, "a/" * 200 + "b", "%00"):
+        r = await c.get(f"/static/{name}")
+        assert r.status_code == 404, (name[:20], r.status_code)
+    assert (await c.get("/static/app.css")).status_code == 200
+    await c.aclose()
