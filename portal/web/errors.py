@@ -92,6 +92,8 @@ def handle_http(request: HTMXRequest, exc: HTTPException) -> Response:
 def handle_crash(request: HTMXRequest, exc: Exception) -> Response:
     if request.url.path.startswith(API):
         return problems.handle_crash(request, exc)
+    if request.url.path.startswith("/static/") and isinstance(exc, (OSError, ValueError)):
+        return error_response(request, 404, NotFound().message)  # a name no file can have (a NUL, say)
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return error_response(request, 500, "An unexpected error occurred. It has been logged; please try again.")
 
