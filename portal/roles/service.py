@@ -194,19 +194,22 @@ CUSTOM_ROLES_JSON = """(SELECT coalesce(jsonb_agg(jsonb_build_object('id', r.id,
                         FROM org_role r WHERE r.org_id = {org})"""
 
 
+def _grantable(ctx: OrgContext, customs: list[RoleChoice]) -> list[RoleChoice]:
+    """The built-in assignable roles, then ``customs``, as far as ``ctx`` may grant them."""
+    return [c for c in (*(BUILT_IN_CHOICES[r] for r in ASSIGNABLE_ROLES), *customs) if c.within(ctx.perms)]
+
+
 def menu(ctx: OrgContext, custom_roles_json: str) -> list[tuple[str, str]]:
-    """A role menu's (value, label) pairs: the roles ``ctx`` may grant, built-in ones first, from
-    ``CUSTOM_ROLES_JSON``'s value."""
+    """A role menu's (value, label) pairs, from ``CUSTOM_ROLES_JSON``'s value (read by the page's
+    own statement)."""
     customs = [RoleChoice.custom(UUID(r["id"]), r["name"], r["permissions"]) for r in json.loads(custom_roles_json)]
-    every = [*(BUILT_IN_CHOICES[r] for r in ASSIGNABLE_ROLES), *customs]
-    return [(c.key, c.label) for c in every if c.within(ctx.perms)]
+    return [(c.key, c.label) for c in _grantable(ctx, customs)]
 
 
 async def choices(ctx: OrgContext) -> list[RoleChoice]:
     """The roles ``ctx`` may hand out here: the built-in ones, then the org's own, by name."""
     rows = await ctx.scope.fetch("SELECT id, name, permissions FROM org_role WHERE org_id = {org} ORDER BY lower(name), id")
-    every = [*(BUILT_IN_CHOICES[r] for r in ASSIGNABLE_ROLES), *(RoleChoice.custom(r["id"], r["name"], r["permissions"]) for r in rows)]
-    return [c for c in every if c.within(ctx.perms)]
+    return _grantable(ctx, [RoleChoice.custom(r["id"], r["name"], r["permissions"]) for r in rows])
 
 
 def _not_a_role(field: str) -> Invalid:
