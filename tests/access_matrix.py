@@ -129,5 +129,28 @@ API_ACCESS = {
     "POST /api/v1/orgs/{slug}/agents": MANAGE_RESOURCES,
     "PATCH /api/v1/orgs/{slug}/agents/{agent_id}": MANAGE_RESOURCES,
     "DELETE /api/v1/orgs/{slug}/agents/{agent_id}": MANAGE_RESOURCES,
+    # -- workflows, connections, teams (portal/api/resource.py) --
+    "GET /api/v1/orgs/{slug}/workflows": VIEW,
+    "GET /api/v1/orgs/{slug}/workflows/{workflow_id}": VIEW,
+    "POST /api/v1/orgs/{slug}/workflows": MANAGE_RESOURCES,
+    "PATCH /api/v1/orgs/{slug}/workflows/{workflow_id}": MANAGE_RESOURCES,
+    "DELETE /api/v1/orgs/{slug}/workflows/{workflow_id}": MANAGE_RESOURCES,
+    "GET /api/v1/orgs/{slug}/connections": VIEW,
+    "GET /api/v1/orgs/{slug}/connections/{connection_id}": VIEW,
+    "POST /api/v1/orgs/{slug}/connections": MANAGE_RESOURCES,
+    "PATCH /api/v1/orgs/{slug}/connections/{connection_id}": MANAGE_RESOURCES,
+    "DELETE /api/v1/orgs/{slug}/connections/{connection_id}": MANAGE_RESOURCES,
+    "GET /api/v1/orgs/{slug}/teams": VIEW,
+    "GET /api/v1/orgs/{slug}/teams/{team_id}": VIEW,
+    "POST /api/v1/orgs/{slug}/teams": MANAGE_RESOURCES,
+    "PATCH /api/v1/orgs/{slug}/teams/{team_id}": MANAGE_RESOURCES,
+    "DELETE /api/v1/orgs/{slug}/teams/{team_id}": MANAGE_RESOURCES,
+    "PUT /api/v1/orgs/{slug}/connections/{connection_id}/secret": MANAGE_RESOURCES,
+    "DELETE /api/v1/orgs/{slug}/connections/{connection_id}/secret": MANAGE_RESOURCES,
+    "GET /api/v1/orgs/{slug}/teams/{team_id}/members": VIEW,
+    "POST /api/v1/orgs/{slug}/teams/{team_id}/members": MANAGE_RESOURCES,
+    "DELETE /api/v1/orgs/{slug}/teams/{team_id}/members/{membership_id}": MANAGE_RESOURCES,
+    # -- members, invites (portal/api/people.py) --
+    # -- audit events, exports, billing (portal/api/orgdata.py) --
 }
 ACCESS.update(API_ACCESS)

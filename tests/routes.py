@@ -37,6 +37,12 @@ def api_routes(app) -> list[tuple[str, str]]:
     return [(m, p) for m, p in live_routes(app) if p.startswith(API_PREFIX)]
 
 
+def api_walk(app) -> list[tuple[str, str]]:
+    """``api_routes`` in an order that leaves every route something to act on: deletions last,
+    the deepest first (a connection's secret before the connection)."""
+    return sorted(api_routes(app), key=lambda mp: (mp[0] == "DELETE", -mp[1].count("/") if mp[0] == "DELETE" else 0))
+
+
 def handler_for(app, method: str, path: str):
     for route_path, handler in route_handlers(app):
         if route_path == path and method in handler.http_methods:

@@ -8,7 +8,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.status_codes import HTTP_422_UNPROCESSABLE_ENTITY
 
-from portal.api import agents, tokens
+from portal.api import agents, connections, orgdata, people, teams, tokens, workflows
 from portal.errors import Invalid
 from portal.params import parse_id
 from portal.roles import service as roles
@@ -18,7 +18,7 @@ from portal.web.forms import read_form
 from portal.web.render import page, redirect
 from portal.web.urls import url_for
 
-API_ROUTES = [*agents.ROUTES]
+API_ROUTES = [*agents.ROUTES, *workflows.ROUTES, *connections.ROUTES, *teams.ROUTES, *people.ROUTES, *orgdata.ROUTES]
 
 TOKENS = "api/tokens.html"
 MANAGE = {"permission": Perm.MANAGE_MEMBERS}

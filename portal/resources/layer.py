@@ -297,7 +297,8 @@ class Resource:
 
     async def keyset(self, scope: TenantScope, *, after: str | None, limit: int, q: str = "") -> tuple[list, str | None]:
         """Rows in name order after the cursor ``after``, and the cursor of the next page (None at
-        the end). A malformed cursor starts from the beginning. One statement per page, however deep."""
+        the end). A malformed cursor starts from the beginning. One statement per page, however
+        deep. Rows have the detail page's ``columns``: a program's list item is the item itself."""
         where, params = self.match(q) if q else ("TRUE", [])
         a = self.alias
         key = decode_cursor(after, str, UUID)
@@ -306,7 +307,7 @@ class Resource:
             where += f" AND (lower({a}.name), {a}.id) > (${n + 1}, ${n + 2})"
             params = [*params, *key]
         rows = await scope.fetch(
-            f"""SELECT {self.list_columns or self.columns} FROM {self._from()}
+            f"""SELECT {self.columns} FROM {self._from()}
                 WHERE {a}.org_id = {{org}} AND {where}
                 ORDER BY lower({a}.name), {a}.id LIMIT ${len(params) + 1}""",
             *params, limit + 1,

@@ -9,8 +9,8 @@ from __future__ import annotations
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from tests.access_matrix import ACCESS, API_ACCESS, AUDIT, BILLING, EXPORT, LEAVE, MANAGE_RESOURCES, MEMBERS, ORG, VIEW
-from tests.factories import Client, add_agent, add_api_token, add_role, give_role
-from tests.routes import api_routes, fill, live_routes
+from tests.factories import Client, add_api_token, add_role, give_role, restock
+from tests.routes import api_walk, fill, live_routes
 
 GRANTABLE = ("resources.manage", "billing.manage", "audit.view", "export.use", "members.manage", "org.leave")
 PERMISSION = {  # the access table's names → SPEC §2's permissions
@@ -87,13 +87,13 @@ async def test_a_custom_role_gets_exactly_what_its_permissions_imply(app, make_w
     _, token = await add_api_token(su, w.org, "custom", custom_role_id=role)
     program = Client(app)
     program.http.headers["Authorization"] = f"Bearer {token}"
-    params = {**w.params, "agent_id": str(await add_agent(su, w.org.id))}  # the pages' phase deleted theirs
+    params = await restock(su, w)  # the pages' phase deleted the world's resources
 
     def state(snap: dict) -> dict:
         return {k: v for k, v in snap.items() if k != "api_token"}  # a token's last use is bookkeeping
 
     before = state(await snapshot(w.org.id))
-    for method, path in sorted(api_routes(app), key=lambda mp: mp[0] == "DELETE"):
+    for method, path in api_walk(app):
         requirement = API_ACCESS.get(f"{method} {path}")
         if requirement is None:
             continue  # the public OpenAPI document
