@@ -14,6 +14,7 @@ PUBLIC, SIGNED_IN = "public", "signed-in"
 VIEW, MANAGE_RESOURCES, BILLING, AUDIT, EXPORT, MEMBERS, ORG, LEAVE = (
     "view", "manage-resources", "billing", "audit", "export", "manage-members", "manage-org", "leave",
 )
+AGENT = "agent"  # SPEC §11: an agent's own token, and no person's role
 
 # SPEC §2, row by row.
 ROLES = ("owner", "billing_admin", "compliance_officer", "member")
@@ -26,6 +27,7 @@ SPEC_HOLDERS = {
     MEMBERS: {"owner"},
     ORG: {"owner"},
     LEAVE: {"billing_admin", "compliance_officer", "member"},
+    AGENT: set(),
 }
 
 ACCESS = {
@@ -102,6 +104,8 @@ ACCESS.update(
         "GET /orgs/{slug}/api-tokens": MEMBERS,
         "POST /orgs/{slug}/api-tokens": MEMBERS,
         "POST /orgs/{slug}/api-tokens/{token_id}/revoke": MEMBERS,
+        "POST /orgs/{slug}/agents/{agent_id}/tokens": MANAGE_RESOURCES,
+        "POST /orgs/{slug}/agents/{agent_id}/tokens/{agent_token_id}/revoke": MANAGE_RESOURCES,
         "GET /orgs/{slug}/roles": MEMBERS,
         "GET /orgs/{slug}/roles/{role_id}": MEMBERS,
         "GET /orgs/{slug}/roles/new": MEMBERS,
@@ -129,6 +133,10 @@ API_ACCESS = {
     "POST /api/v1/orgs/{slug}/agents": MANAGE_RESOURCES,
     "PATCH /api/v1/orgs/{slug}/agents/{agent_id}": MANAGE_RESOURCES,
     "DELETE /api/v1/orgs/{slug}/agents/{agent_id}": MANAGE_RESOURCES,
+    "GET /api/v1/orgs/{slug}/agent": AGENT,
+    "GET /api/v1/orgs/{slug}/agent/workflows": AGENT,
+    "GET /api/v1/orgs/{slug}/agent/connections": AGENT,
+    "POST /api/v1/orgs/{slug}/agent/events": AGENT,
     # -- workflows, connections, teams (portal/api/resource.py) --
     "GET /api/v1/orgs/{slug}/workflows": VIEW,
     "GET /api/v1/orgs/{slug}/workflows/{workflow_id}": VIEW,

@@ -162,15 +162,17 @@ async def give_role(su, org_id, membership: uuid.UUID, role_id: uuid.UUID) -> No
 
 
 async def add_api_token(su, org: OrgRef, role: str = "member", *, name: str | None = None, custom_role_id=None,
-                        created_by: User | None = None, days: int = 30) -> tuple[uuid.UUID, str]:
-    """An API token of ``org`` (created by its owner unless ``created_by``): (id, the token)."""
+                        created_by: User | None = None, days: int = 30, agent_id=None) -> tuple[uuid.UUID, str]:
+    """An API token of ``org`` (created by its owner unless ``created_by``): (id, the token). With
+    ``agent_id``, a token of that agent's (role ``agent``)."""
     token = "prt_" + secrets.token_urlsafe(32)
     creator = created_by or org.owner
     token_id = await su.fetchval(
-        """INSERT INTO api_token (org_id, name, prefix, token_hash, role, custom_role_id, created_by, created_by_email, expires_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now() + make_interval(days => $9)) RETURNING id""",
-        org.id, name or unique("token"), token[:12], hashlib.sha256(token.encode()).hexdigest(), role, custom_role_id,
-        creator.id, creator.email, days,
+        """INSERT INTO api_token (org_id, name, prefix, token_hash, role, custom_role_id, agent_id, created_by, created_by_email,
+                                  expires_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now() + make_interval(days => $10)) RETURNING id""",
+        org.id, name or unique("token"), token[:12], hashlib.sha256(token.encode()).hexdigest(),
+        "agent" if agent_id else role, custom_role_id, agent_id, creator.id, creator.email, days,
     )
     return token_id, token
 
@@ -212,7 +214,7 @@ class World:
       ``team`` (whose one member is the ``member`` role: ``team_member``), ``target`` (the
       membership of one more plain member, for role changes and removals to act on), ``invite``
       (pending), ``export`` (finished), ``role`` (a custom role nobody holds), ``api_token`` (a
-      member-role token of the owner's);
+      member-role token of the owner's), ``agent_token`` (a token of ``agent_free``'s);
     * ``params``: a value in this org for every path parameter of the route table (``slug``,
       ``agent_id`` ...), for ``tests.routes.fill``.
     """
@@ -232,6 +234,7 @@ class World:
     export: uuid.UUID | None = None
     role: uuid.UUID | None = None
     api_token: uuid.UUID | None = None
+    agent_token: uuid.UUID | None = None  # a token of ``agent_free``'s
 
 
 async def build_world(su, make_org, make_member, *, objects: bool = True, outsiders: bool = False) -> World:
@@ -254,9 +257,11 @@ async def build_world(su, make_org, make_member, *, objects: bool = True, outsid
         w.export = await add_finished_export(su, org)
         w.role = await add_role(su, org.id)
         w.api_token, _ = await add_api_token(su, org)
+        w.agent_token, _ = await add_api_token(su, org, agent_id=w.agent_free)
         w.params.update(
             role_id=str(w.role),
             token_id=str(w.api_token),
+            agent_token_id=str(w.agent_token),
             agent_id=str(w.agent_free),
             workflow_id=str(w.workflow),
             connection_id=str(w.connection),

@@ -10,6 +10,8 @@ unsafe requests. Then, in Python:
   same as an org that does not exist;
 * suspended (its creator could no longer grant its role: removed, demoted, or without
   ``members.manage``) → 401;
+* an agent's token: suspended while its agent is paused, or its creator lacks
+  ``resources.manage`` (401); it carries ``agent.self`` alone (``portal.api.agent``);
 * the route's permission missing from the token's role → 403.
 
 The handler then runs in the same transaction, exactly like a page; audit events name the token
@@ -38,7 +40,10 @@ STATUS_MESSAGES = {
     "revoked": "That token was revoked.",
     "expired": "That token has expired.",
     "suspended": "That token is suspended: the person who created it can no longer grant its role.",
+    "paused": "That agent is paused: its tokens work again once it is resumed.",
+    "agent_suspended": "That agent token is suspended: the person who created it can no longer manage resources.",
 }
+AGENT_ROLE = "agent"  # api_token.role of an agent's token
 
 
 def bearer(scope: Scope) -> str | None:
@@ -66,20 +71,29 @@ async def enter_token(scope: Scope, perm: Perm, *, lock: bool) -> OrgContext:
         raise NotFound()
     if status != "ok":
         raise Unauthorized(STATUS_MESSAGES[status])
-    perms = _perms(row["role"], row["permissions"])
-    held = RoleChoice.custom(row["custom_role_id"], row["role_name"], row["permissions"]) if row["role"] == Role.CUSTOM else BUILT_IN_CHOICES[Role(row["role"])]
     creator = _perms(row["creator_role"], row["creator_permissions"]) if row["creator_role"] else frozenset()
-    if Perm.MANAGE_MEMBERS not in creator or not held.within(creator):
-        raise Unauthorized(STATUS_MESSAGES["suspended"])
+    if row["role"] == AGENT_ROLE:
+        if row["agent_status"] != "active":
+            raise Unauthorized(STATUS_MESSAGES["paused"])
+        if Perm.MANAGE_RESOURCES not in creator:
+            raise Unauthorized(STATUS_MESSAGES["agent_suspended"])
+        perms: frozenset[Perm] = frozenset({Perm.AGENT})
+        role, role_name, label = Role.CUSTOM, "Agent", f"Agent “{row['agent_name']}” (token “{row['token_name']}”)"
+    else:
+        perms = _perms(row["role"], row["permissions"])
+        held = RoleChoice.custom(row["custom_role_id"], row["role_name"], row["permissions"]) if row["role"] == Role.CUSTOM else BUILT_IN_CHOICES[Role(row["role"])]
+        if Perm.MANAGE_MEMBERS not in creator or not held.within(creator):
+            raise Unauthorized(STATUS_MESSAGES["suspended"])
+        role, role_name, label = Role(row["role"]), row["role_name"], f"API token “{row['token_name']}”"
     if perm not in perms:
-        raise Forbidden("This token's role doesn't allow that.")
+        raise Forbidden("An agent's token reaches only its own agent." if row["agent_id"] else "This token's role doesn't allow that.")
     return OrgContext(
         org=Org(row["org_id"], row["slug"], row["name"]),
         membership_id=row["token_id"],  # a token is no membership; nothing compares the two
-        role=Role(row["role"]),
+        role=role,  # an agent's token: CUSTOM, named "Agent", with ``agent.self`` alone
         perms=perms,
         custom_role_id=row["custom_role_id"],
-        role_name=row["role_name"],
+        role_name=role_name,
         user_id=row["creator_id"],
         user_email=row["creator_email"],
         user_name="",
@@ -87,7 +101,8 @@ async def enter_token(scope: Scope, perm: Perm, *, lock: bool) -> OrgContext:
         scope=TenantScope(row["org_id"]),
         permission=perm,
         token_id=row["token_id"],
-        actor_label=f"API token “{row['token_name']}”",
+        actor_label=label,
+        agent_id=row["agent_id"],
     )
 
 

@@ -14,7 +14,7 @@ from litestar.params import FromPath, JSONBody
 from portal.api import resource
 from portal.api.common import Description, Name
 from portal.params import parse_id
-from portal.resources.teams.service import MEMBERS_SHOWN, TEAMS, add_member, members_of, remove_member
+from portal.resources.teams.service import TEAMS, add_member, members_of, remove_member
 from portal.tenancy.context import OrgContext
 from portal.web.problems import documented
 
@@ -66,7 +66,7 @@ async def _members(org: OrgContext, team_id: UUID) -> TeamMembers:
 
 @get(MEMBERS, name="api.teams.members", opt=VIEW, responses=documented())
 async def team_members(org: NamedDependency[OrgContext], team_id: FromPath[str]) -> TeamMembers:
-    f"""The team's members in name order (the first {MEMBERS_SHOWN})."""
+    """The team's members in name order (the first 500)."""
     key = parse_id(team_id)
     await TEAMS.get(org.scope, key)
     return await _members(org, key)

@@ -27,6 +27,14 @@ class Action(StrEnum):
     AGENT_CREATED = "agent.created"
     AGENT_UPDATED = "agent.updated"
     AGENT_DELETED = "agent.deleted"
+    AGENT_TOKEN_CREATED = "agent.token_created"
+    AGENT_TOKEN_REVOKED = "agent.token_revoked"
+    # Recorded by an agent itself, with its own token (portal.api.agent.EVENTS).
+    AGENT_RUN_STARTED = "agent.run_started"
+    AGENT_RUN_FINISHED = "agent.run_finished"
+    AGENT_RUN_FAILED = "agent.run_failed"
+    AGENT_TOOL_CALLED = "agent.tool_called"
+    AGENT_APPROVAL_REQUESTED = "agent.approval_requested"
 
     WORKFLOW_CREATED = "workflow.created"
     WORKFLOW_UPDATED = "workflow.updated"

@@ -295,12 +295,18 @@ class Resource:
         )
         return Page(rows, pager, q)
 
-    async def keyset(self, scope: TenantScope, *, after: str | None, limit: int, q: str = "") -> tuple[list, str | None]:
+    async def keyset(
+        self, scope: TenantScope, *, after: str | None, limit: int, q: str = "", only: tuple[str, Any] | None = None
+    ) -> tuple[list, str | None]:
         """Rows in name order after the cursor ``after``, and the cursor of the next page (None at
         the end). A malformed cursor starts from the beginning. One statement per page, however
-        deep. Rows have the detail page's ``columns``: a program's list item is the item itself."""
+        deep. Rows have the detail page's ``columns``: a program's list item is the item itself.
+        ``only``: (column, value), the rows whose column holds the value (an agent's workflows)."""
         where, params = self.match(q) if q else ("TRUE", [])
         a = self.alias
+        if only is not None:
+            params = [*params, only[1]]
+            where += f" AND {a}.{only[0]} = ${len(params)}"
         key = decode_cursor(after, str, UUID)
         n = len(params)
         if key is not None:

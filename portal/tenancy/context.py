@@ -80,6 +80,7 @@ class OrgContext:
     # ``user_id``/``user_email`` are then those of the person who created the token.
     token_id: UUID | None = None
     actor_label: str | None = None
+    agent_id: UUID | None = None  # an agent's token: the agent it acts as (``perms`` is then {AGENT})
 
     def can(self, perm: Perm | str) -> bool:
         return perm in self.perms

@@ -44,6 +44,9 @@ class Perm(StrEnum):
     MANAGE_MEMBERS = "members.manage"  # invite, resend/revoke invites, change roles, remove members
     MANAGE_ORG = "org.manage"  # org settings, transfer ownership, delete org
     LEAVE = "org.leave"  # leave the org (the owner must transfer first)
+    # An agent's own token (portal.api.agent): read its agent, its workflows, their connections'
+    # non-secret config; record agent.* events. No role of a person carries it, none can grant it.
+    AGENT = "agent.self"
 
 
 MATRIX: dict[Role, frozenset[Perm]] = {
@@ -73,6 +76,7 @@ PERM_TEXT: dict[Perm, tuple[str, str]] = {
     ),
     Perm.MANAGE_ORG: ("Manage the organization", "Settings, ownership transfer and deletion: the owner's alone."),
     Perm.LEAVE: ("Leave", "Leave the organization on their own."),
+    Perm.AGENT: ("Act as an agent", "Agent tokens only: their own agent, its workflows and connections, and its audit events."),
 }
 
 

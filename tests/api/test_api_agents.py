@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from tests.access_matrix import API_ACCESS, SPEC_HOLDERS
+from tests.access_matrix import AGENT, API_ACCESS, SPEC_HOLDERS
 from tests.factories import Client, add_api_token, events, unique
 from tests.routes import api_routes, api_walk, fill
 
@@ -94,12 +94,12 @@ async def test_lists_are_keyset_pages_with_a_next_link(program, su):
     assert (await c.get(f"{w.base}?after=%00garbage")).status_code == 200  # a malformed cursor starts over
 
 
-@pytest.mark.parametrize("role", ["member", "billing_admin", "compliance_officer"])  # never the owner's (SPEC §11)
+@pytest.mark.parametrize("role", ["member", "billing_admin", "compliance_officer", "agent"])  # never the owner's (SPEC §11)
 async def test_every_role_s_token_gets_exactly_its_role_s_answers(role, make_world, su, snapshot, app):
-    """The principal axis of the isolation matrix for the API routes: a token of each role on
-    every API route, against the checked-in table; a denial writes nothing."""
+    """The principal axis of the isolation matrix for the API routes: a token of each role, and an
+    agent's token, on every API route, against the checked-in table; a denial writes nothing."""
     w = await make_world()
-    _, token = await add_api_token(su, w.org, role)
+    _, token = await add_api_token(su, w.org, role, agent_id=w.agent_used if role == "agent" else None)
     c = Client(app)
     c.http.headers.update(bearer(token))
     checked = 0
@@ -110,7 +110,7 @@ async def test_every_role_s_token_gets_exactly_its_role_s_answers(role, make_wor
         url = fill(path, w.params)
         before = without_bookkeeping(await snapshot(w.org.id))
         r = await c.request(method, url, json={"name": unique("api"), "model": "gpt-4.1"})
-        if role in SPEC_HOLDERS[requirement]:
+        if role in SPEC_HOLDERS[requirement] or (role == "agent" and requirement == AGENT):
             assert r.status_code not in (401, 403, 404) and r.status_code < 500, (role, method, path, r.status_code, r.text[:200])
         else:
             assert r.status_code == 403, (role, method, path, r.status_code)

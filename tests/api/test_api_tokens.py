@@ -10,6 +10,8 @@ import re
 import pytest
 
 from tests.factories import add_api_token, add_role, events, give_role, unique
+from tests.access_matrix import API_ACCESS
+from tests.routes import api_walk, fill
 
 API = "/api/v1/orgs/{slug}/agents"
 
@@ -58,8 +60,11 @@ async def test_bad_token_forms_are_explained(make_world, client_for, su):
     assert await su.fetchval("SELECT count(*) FROM api_token WHERE org_id = $1", w.org.id) == before
 
 
-@pytest.mark.parametrize("case", ["none", "garbage", "unknown", "revoked", "expired", "cookie only", "other org", "basic"])
-async def test_every_bad_bearer_is_refused_and_writes_nothing(case, make_world, client_for, su, snapshot, app):
+@pytest.mark.parametrize(
+    "case", ["none", "garbage", "unknown", "revoked", "expired", "cookie only", "other org", "other org's agent", "paused agent", "basic"]
+)
+async def test_every_bad_bearer_is_refused_on_every_api_route_and_writes_nothing(case, make_world, client_for, su, snapshot, app):
+    """The principal axis's refusals: every API route, each kind of credential that must not work."""
     from tests.factories import Client
 
     w, other = await make_world(), await make_world()
@@ -83,17 +88,29 @@ async def test_every_bad_bearer_is_refused_and_writes_nothing(case, make_world, 
     elif case == "other org":
         _, theirs = await add_api_token(su, other.org)
         headers = bearer(theirs)
+    elif case == "other org's agent":
+        _, theirs = await add_api_token(su, other.org, agent_id=other.agent_used)
+        headers = bearer(theirs)
+    elif case == "paused agent":
+        _, token = await add_api_token(su, w.org, agent_id=w.agent_used)
+        await su.execute("UPDATE agent SET status = 'paused' WHERE id = $1", w.agent_used)
+        headers = bearer(token)
     elif case == "basic":
         headers = {"Authorization": f"Basic {good}"}
     before = await snapshot(w.org.id)
-    for method in ("GET", "POST"):
-        r = await c.request(method, api(w), headers=headers, json={"name": unique("x"), "model": "gpt-4.1"})
-        expected = 404 if case == "other org" else 401
-        assert r.status_code == expected, (case, method, r.status_code, r.text[:200])
+    walked = 0
+    for method, path in api_walk(app):
+        if f"{method} {path}" not in API_ACCESS:
+            continue  # the public OpenAPI document
+        r = await c.request(method, fill(path, w.params), headers=headers, json={"name": unique("x"), "model": "gpt-4.1"})
+        expected = 404 if case.startswith("other org") else 401
+        assert r.status_code == expected, (case, method, path, r.status_code, r.text[:200])
         assert r.headers["content-type"].startswith("application/problem+json")
         assert r.json()["status"] == expected
         if expected == 401:
             assert r.headers["www-authenticate"].startswith("Bearer")
+        walked += 1
+    assert walked == len(API_ACCESS)
     assert await snapshot(w.org.id) == before
 
 

@@ -47,6 +47,10 @@ def spec_row(method: str, path: str) -> str:
     return "view audit log, download audit CSV, access report"
 
 
+# Routes whose success is a page, not a redirect: what they create is shown once, on that response.
+SHOWN_ONCE = {"/orgs/{slug}/agents/{agent_id}/tokens"}
+
+
 def valid_form(method: str, path: str, world) -> dict[str, str]:
     """A form that succeeds for an allowed role. A new route without an entry fails the matrix."""
     if method == "GET":
@@ -57,6 +61,8 @@ def valid_form(method: str, path: str, world) -> dict[str, str]:
         "/orgs/{slug}/agents/{agent_id}/edit": {"name": name, "model": "gpt-4.1-mini", "status": "paused"},
         "/orgs/{slug}/agents/{agent_id}/status": {"status": "paused"},
         "/orgs/{slug}/agents/{agent_id}/delete": {},
+        "/orgs/{slug}/agents/{agent_id}/tokens": {"name": name, "expires_in_days": "30"},
+        "/orgs/{slug}/agents/{agent_id}/tokens/{agent_token_id}/revoke": {},
         "/orgs/{slug}/workflows": {"name": name, "agent_id": str(world.agent_used), "definition": json.dumps(DEFINITION), "enabled": "1"},
         "/orgs/{slug}/workflows/{workflow_id}/edit": {"name": name, "agent_id": str(world.agent_free), "definition": json.dumps(DEFINITION)},
         "/orgs/{slug}/workflows/{workflow_id}/enabled": {"enabled": "false"},
@@ -121,13 +127,13 @@ async def test_role_matrix(app, who, make_world, su, make_org, make_member, make
         elif who == "outsider":
             expected = 404
         elif who in allowed:
-            expected = 200 if method == "GET" else 303
+            expected = 200 if method == "GET" or path in SHOWN_ONCE else 303
         else:
             expected = 403
         if r.status_code != expected:
             problems.append((method, path, who, r.status_code, expected))
             continue
-        if expected != 303 or who == "anonymous" or method == "GET":  # refused, or only reading
+        if who in ("anonymous", "outsider") or who not in allowed or method == "GET":  # refused, or only reading
             if await snapshot(world.org.id) != before:
                 problems.append((method, path, who, "data changed"))
         elif await _count_events(su, world.org.id) != events_before + 1:

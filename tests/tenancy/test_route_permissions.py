@@ -11,6 +11,7 @@ from portal.tenancy.context import required_permission
 from portal.tenancy.permissions import Perm, allowed
 from tests.access_matrix import (
     ACCESS,
+    AGENT,
     AUDIT,
     BILLING,
     EXPORT,
@@ -34,6 +35,7 @@ SPEC_PERMISSION = {
     MEMBERS: Perm.MANAGE_MEMBERS,
     ORG: Perm.MANAGE_ORG,
     LEAVE: Perm.LEAVE,
+    AGENT: Perm.AGENT,
 }
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any, Mapping
 
 import asyncpg
 
-from portal import records
+from portal import clock, records
 from portal.resources import common, layer
 from portal.resources.common import FormErrors
 from portal.tenancy.context import OrgContext
@@ -94,10 +95,30 @@ class Agents(layer.Resource):
                WHERE w.org_id = {org} AND w.agent_id = $1 ORDER BY lower(w.name), w.id LIMIT 20""",
             row["id"],
         )
-        return {"workflows": workflows}
+        tokens = await agent_tokens(ctx, row["id"]) if ctx.can(self.manage_permission) else None
+        return {"workflows": workflows, "tokens": tokens, "max_days": TOKEN_MAX_DAYS, "default_days": TOKEN_DEFAULT_DAYS}
 
 
 AGENTS = Agents()
+
+# -- the agent's own tokens (issued and revoked in ``portal.api.tokens``) --------------------------
+TOKEN_DEFAULT_DAYS, TOKEN_MAX_DAYS = 90, 365
+AGENT_TOKENS = """SELECT t.id, t.name, t.prefix, t.created_by_email, t.created_at, t.expires_at, t.last_used_at, t.revoked_at
+                  FROM api_token t WHERE t.org_id = {org} AND t.role = 'agent' AND t.agent_id = $1"""
+TOKENS_SHOWN = 200
+
+
+def token_state(row: Any, now: datetime) -> str:
+    return "revoked" if row["revoked_at"] else "expired" if row["expires_at"] <= now else "active"
+
+
+async def agent_tokens(ctx: OrgContext, agent_id: Any) -> list[dict]:
+    """The agent's tokens, live ones first, newest first."""
+    now = clock.now()
+    rows = await ctx.scope.fetch(
+        AGENT_TOKENS + " ORDER BY t.revoked_at IS NOT NULL, t.created_at DESC, t.id DESC LIMIT $2", agent_id, TOKENS_SHOWN
+    )
+    return [{**row, "state": token_state(row, now)} for row in rows]
 
 
 async def agent_choices(scope: TenantScope, *, current: Any = None, limit: int = 500) -> list[asyncpg.Record]:
