@@ -15,7 +15,7 @@ from litestar.types import ASGIApp
 
 from portal import domains
 from portal.api.auth import TokenContextMiddleware
-from portal.api.openapi import OPENAPI
+from portal.api.openapi import OPENAPI, describe
 from portal.web.problems import EXCEPTION_HANDLERS as API_EXCEPTION_HANDLERS
 from portal.accounts.reauth import ReauthenticateMiddleware
 from portal.config import ROOT, Settings, get_settings
@@ -57,12 +57,11 @@ def create_app(settings: Settings | None = None, *, manage_pool: bool = True, ex
     static = create_static_files_router(path="/static", directories=[ROOT / "static"], include_in_schema=False)
     api_router = Router(
         path=API_ORG_PREFIX,
-        route_handlers=api_routes,
+        route_handlers=describe(api_routes),
         middleware=[TokenContextMiddleware],
         dependencies={"org": Provide(provide_org, sync_to_thread=False)},
         exception_handlers=API_EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         security=[{"bearer": []}],
-        tags=["organization"],
     )
 
     @asynccontextmanager

@@ -33,6 +33,7 @@ SPEC_HOLDERS = {
 ACCESS = {
     "GET /": PUBLIC,
     "GET /healthz": PUBLIC,
+    "GET /docs/api": PUBLIC,
     "GET /signup": PUBLIC,
     "POST /signup": PUBLIC,
     "GET /login": PUBLIC,

@@ -3,6 +3,8 @@ types, at ``/api/v1/openapi.json`` (the pages are left out of it)."""
 
 from __future__ import annotations
 
+import inspect
+
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
@@ -20,3 +22,30 @@ OPENAPI = OpenAPIConfig(
         security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer", description="An org API token (prt_…)")}
     ),
 )
+
+
+# The tags of the document (and of the docs page), by the second part of a route's name
+# ("api.agents.list" → Agents); the first lines of handlers' docstrings are their summaries.
+TAGS = {"agent": "Agent tokens", "audit_events": "Audit events"}
+
+
+def tag_of(name: str) -> str:
+    group = name.split(".")[1]
+    return TAGS.get(group, group.replace("_", " ").capitalize())
+
+
+def describe(handlers: list) -> list:
+    """Give each API handler its tag, a summary (its docstring's first line) and a description
+    (the rest, and the permission it needs), for the OpenAPI document."""
+    for handler in handlers:
+        doc = inspect.cleandoc(handler.fn.__doc__ or "").replace("``", "`")  # reST literals → Markdown
+        paragraph, _, more = doc.partition("\n\n")
+        first, _, rest = " ".join(paragraph.split()).partition(". ")
+        rest = "\n\n".join(p for p in (rest, more) if p.strip())
+        words = handler.name.split(".")[-1].replace("_", " ")
+        permission = handler.opt.get("permission")
+        needs = f"Needs the permission `{permission}`." if permission else ""
+        handler.tags = [tag_of(handler.name)]
+        handler.summary = handler.summary or first.strip().rstrip(".") or words.capitalize()
+        handler.description = handler.description or "\n\n".join(p for p in (rest.strip(), needs) if p) or None
+    return handlers

@@ -69,6 +69,7 @@ def routes(spec: Spec) -> list:
     res, Item = spec.resource, spec.item
     to_item = spec.to_item or (lambda row: common.of_row(Item, row))
     id_param = res.id_param
+    a_noun = ("an " if res.noun[0] in "aeiou" else "a ") + res.noun
     Page = msgspec.defstruct(
         f"{res.title}Page", [("items", list[Item]), ("next", str | None)],
         module=__name__,
@@ -98,7 +99,7 @@ def routes(spec: Spec) -> list:
         await limits.remember(org, request, 201, body, headers)
         return Response(body, status_code=201, media_type="application/json", headers=headers)
 
-    create_item.__doc__ = f"Create a {res.noun}. With ``Idempotency-Key``, a retry of the same request creates nothing and gets the first response again."
+    create_item.__doc__ = f"Create {a_noun}. With ``Idempotency-Key``, a retry of the same request creates nothing and gets the first response again."
     _with_signature(create_item, {
         "request": (Request, NONE), "org": (NamedDependency[OrgContext], NONE), "data": (JSONBody[spec.create], NONE),
         "idempotency_key": (IdempotencyKey, None),
@@ -119,7 +120,7 @@ def routes(spec: Spec) -> list:
         row = await res.get(org.scope, key)
         return Response(to_item(row), headers={"ETag": common.etag(row)})
 
-    update_item.__doc__ = f"Change some fields of a {res.noun}. With ``If-Match``, only if it is still the version it names."
+    update_item.__doc__ = f"Change some fields of {a_noun}. With ``If-Match``, only if it is still the version it names."
     _with_signature(update_item, {
         "request": (Request, NONE), "org": (NamedDependency[OrgContext], NONE), id_param: (FromPath[str], NONE),
         "data": (JSONBody[spec.update], NONE),
@@ -128,7 +129,7 @@ def routes(spec: Spec) -> list:
     async def delete_item(org: OrgContext, **path: str) -> None:
         await res.delete(org, parse_id(path[id_param]))
 
-    delete_item.__doc__ = f"Delete a {res.noun}. The audit log keeps a record of it."
+    delete_item.__doc__ = f"Delete {a_noun}. The audit log keeps a record of it."
     _with_signature(delete_item, {"org": (NamedDependency[OrgContext], NONE), id_param: (FromPath[str], NONE)}, None)
 
     name = f"api.{res.plural}"

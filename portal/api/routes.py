@@ -9,7 +9,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.status_codes import HTTP_422_UNPROCESSABLE_ENTITY
 
-from portal.api import agent, agents, connections, orgdata, people, teams, tokens, workflows
+from portal.api import agent, agents, connections, docs, orgdata, people, teams, tokens, workflows
 from portal.errors import Invalid
 from portal.params import parse_id
 from portal.resources.agents.service import AGENTS
@@ -89,4 +89,5 @@ async def agent_token_revoke(
     )
 
 
+ROUTES = docs.ROUTES  # public: the API reference
 ORG_ROUTES = [token_list, token_create, token_revoke, agent_token_create, agent_token_revoke]

@@ -22,6 +22,7 @@ PUBLIC_ROUTES: dict[str, frozenset[str]] = {
     "/verify-email/{token}": _READ,  # the confirmation link's page; confirming needs the account signed in
     # The JSON API's OpenAPI document (Litestar serves it at these three); its org routes need a
     # bearer token.
+    "/docs/api": _READ,  # the JSON API's reference, drawn from the OpenAPI document
     "/api/v1": _READ,
     "/api/v1/openapi.json": _READ,
     "/api/v1/{path}": _READ,

@@ -28,6 +28,9 @@ PAGES = [
     ("access-report", "/orgs/acme/access-report", "Access report"),
     ("exports", "/orgs/acme/exports", "export"),
     ("settings", "/orgs/acme/settings", "settings"),
+    ("roles", "/orgs/acme/roles", "Roles"),
+    ("api-tokens", "/orgs/acme/api-tokens", "API tokens"),
+    ("api-reference", "/docs/api", "Idempotency-Key"),
 ]
 
 
