@@ -9,6 +9,9 @@ use, and record ``agent.*`` audit events (``portal.api.agent``), nothing else.
   returns its status; the app answers 401 while it is not ``active``. Unsafe calls lock the agent
   row ``FOR SHARE`` (after the org, the token and the creator's membership), and pausing locks it
   ``FOR UPDATE``: a pause waits for an in-flight call or the call sees the pause.
+* **Last used** moves out of ``enter_token`` (where it held the token's row lock until the call's
+  transaction ended) into ``touch_api_token``, run by the autocommitted statement that counts the
+  call.
 * **Deleted agent → revoked tokens.** The foreign key sets ``agent_id`` to NULL when the agent
   goes, and the trigger ``api_token_agent_gone`` stamps ``revoked_at`` in the same statement, so
   the tokens stay listed as revoked and can never act again, whatever deleted the agent.
@@ -43,6 +46,25 @@ END
 $$;
 CREATE TRIGGER api_token_agent_gone BEFORE UPDATE OF agent_id ON api_token
     FOR EACH ROW EXECUTE FUNCTION api_token_agent_gone();
+
+-- "Last used", written by ``touch_api_token`` in the autocommitted statement that counts the call
+-- (``portal.api.limits``), before the request's transaction: at most once a minute per token, and
+-- never holding the token's row lock for the length of a request. The token is found by its hash
+-- alone, like ``enter_token`` finds it.
+CREATE POLICY token_touch ON api_token FOR UPDATE
+    USING (token_hash = NULLIF(current_setting('app.token_hash', true), ''));
+CREATE FUNCTION touch_api_token(p_hash text) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER
+SET search_path = public, pg_temp
+AS $$
+BEGIN
+    PERFORM set_config('app.token_hash', p_hash, true);
+    UPDATE api_token a SET last_used_at = now()
+     WHERE a.token_hash = p_hash AND a.revoked_at IS NULL AND a.expires_at > now()
+       AND (a.last_used_at IS NULL OR a.last_used_at < now() - interval '1 minute');
+    PERFORM set_config('app.token_hash', '', true);
+END
+$$;
 
 DROP FUNCTION enter_token(text, text, boolean);
 CREATE FUNCTION enter_token(p_slug text, p_hash text, p_lock boolean)
@@ -131,9 +153,6 @@ BEGIN
             RETURN;
         END IF;
     END IF;
-    -- Cheap "last used": at most one write a minute per token.
-    UPDATE api_token a SET last_used_at = now()
-     WHERE a.org_id = t.org_id AND a.id = t.id AND (a.last_used_at IS NULL OR a.last_used_at < now() - interval '1 minute');
     RETURN QUERY SELECT 'ok'::text, v_org.id, v_org.slug, v_org.name, t.id, t.name, t.role, t.custom_role_id,
         v_role_name, v_perms, t.created_by, t.created_by_email, v_creator_role, v_creator_perms,
         v_agent_id, v_agent_name, v_agent_status;

@@ -283,14 +283,21 @@ async def build_world(su, make_org, make_member, *, objects: bool = True, outsid
     return w
 
 
-async def restock(su, w: World) -> dict[str, str]:
-    """``w.params`` with a new agent, workflow, connection and team (with the owner in it): for a
-    second walk over the routes after a first one deleted the world's own."""
-    agent = await add_agent(su, w.org.id)
+async def restock(su, w: World, make_member) -> dict[str, str]:
+    """``w.params`` with a new agent, workflow, connection, team (with the owner in it), plain
+    member, pending invite and finished export: for a second walk over the routes after a first
+    one deleted, removed or revoked the world's own."""
     team = await add_team(su, w.org.id, members=(w.memberships["owner"],))
     return {
-        **w.params, "agent_id": str(agent), "workflow_id": str(await add_workflow(su, w.org.id, await add_agent(su, w.org.id))),
-        "connection_id": str(await add_connection(su, w.org.id)), "team_id": str(team), "membership_id": str(w.memberships["owner"]),
+        **w.params,
+        "agent_id": str(await add_agent(su, w.org.id)),
+        "workflow_id": str(await add_workflow(su, w.org.id, await add_agent(su, w.org.id))),
+        "connection_id": str(await add_connection(su, w.org.id)),
+        "team_id": str(team),
+        "membership_id": str(w.memberships["owner"]),
+        "member_id": str(await membership_id(su, w.org, await make_member(w.org, "member"))),
+        "invite_id": str(await add_invite(su, w.org)),
+        "export_id": str(await add_finished_export(su, w.org)),
     }
 
 

@@ -26,6 +26,8 @@ from litestar.types import Receive, Scope, Send
 
 from portal.web.problems import Unauthorized
 from portal.api.limits import count_call
+from portal.config import get_settings
+from portal.web.fairshare import TOKEN_MESSAGE, within_share
 from portal.api.tokens import hash_token
 from portal.db import engine as db
 from portal.errors import Forbidden, NotFound
@@ -111,15 +113,18 @@ HASH_KEY = "portal.api.token_hash"
 
 class TokenContextMiddleware(OrgContextMiddleware):
     """``OrgContextMiddleware`` with the bearer token as the principal, each call counted first
-    (``portal.api.limits.count_call``, before the request's transaction)."""
+    (``portal.api.limits.count_call``, before the request's transaction) and at most
+    ``PER_PRINCIPAL_CONCURRENCY`` of one token's calls in flight per process."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            token = bearer(scope)
-            if token is not None:
-                scope["state"][HASH_KEY] = token_hash = hash_token(token)
-                await count_call(token_hash)
-        await super().__call__(scope, receive, send)
+        token = bearer(scope) if scope["type"] == "http" else None
+        if token is None:
+            await super().__call__(scope, receive, send)
+            return
+        scope["state"][HASH_KEY] = token_hash = hash_token(token)
+        await count_call(token_hash)
+        limit = get_settings().per_principal_concurrency  # a token's calls in flight, like an account's requests
+        await within_share(f"token:{token_hash}", limit, TOKEN_MESSAGE, super().__call__, scope, receive, send)
 
     async def enter(self, scope: Scope, perm: Perm, *, lock: bool, page: bool) -> OrgContext:
         return await enter_token(scope, perm, lock=lock)

@@ -1,4 +1,4 @@
-"""Per-token rate limit and idempotent creation for the JSON API (SPEC §11).
+"""Per-token rate limit, concurrency and idempotent creation for the JSON API (SPEC §11).
 
 **Rate.** ``API_RATE`` calls per token and minute (default 600), counted in PostgreSQL
 (``api_rate``) by one autocommitted upsert *before* the request's transaction opens: the counter
@@ -31,8 +31,12 @@ from portal.tenancy.context import OrgContext
 
 KEY_MAX = 200
 KEEP_HOURS = 24
-_RATE = """INSERT INTO api_rate (bucket, minute, hits) VALUES ($1, date_trunc('minute', $2::timestamptz), 1)
-           ON CONFLICT (bucket) DO UPDATE SET hits = api_rate.hits + 1 RETURNING hits"""
+# One autocommitted statement: count the call, and note the token's last use (at most once a
+# minute; nothing for a token that doesn't exist).
+_RATE = """WITH hit AS (
+               INSERT INTO api_rate (bucket, minute, hits) VALUES ($1, date_trunc('minute', $2::timestamptz), 1)
+               ON CONFLICT (bucket) DO UPDATE SET hits = api_rate.hits + 1 RETURNING hits)
+           SELECT hit.hits, touch_api_token($3) FROM hit"""
 
 
 async def count_call(token_hash: str) -> None:
@@ -40,7 +44,7 @@ async def count_call(token_hash: str) -> None:
     now = clock.now()
     minute = now.replace(second=0, microsecond=0)
     async with db.connection() as conn:
-        hits = await conn.fetchval(_RATE, f"{token_hash}@{minute:%Y%m%d%H%M}", now)
+        hits = await conn.fetchval(_RATE, f"{token_hash}@{minute:%Y%m%d%H%M}", now, token_hash)
         if random.random() < 0.01:  # minutes gone by
             await conn.execute("DELETE FROM api_rate WHERE minute < $1", minute)
     limit = get_settings().api_rate

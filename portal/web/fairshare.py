@@ -8,7 +8,8 @@ of everybody else's — the noisy-neighbour benchmark measured a victim's p50 go
 * each client network (``ratelimit.client_key``: an IPv4 address or an IPv6 /64) gets
   ``PER_CLIENT_CONCURRENCY`` requests in flight, counted before anything else — before the
   session lookup, so a flood with junk cookies costs no database turn;
-* each signed-in account gets ``PER_PRINCIPAL_CONCURRENCY``, counted once the session is known.
+* each signed-in account gets ``PER_PRINCIPAL_CONCURRENCY``, counted once the session is known;
+  so does each API token presented (``portal.api.auth``), counted before its lookup.
 
 One more is answered at once with 429 and ``Retry-After``. A browser rarely has more than a
 handful of requests open to one site; an office behind one address gets the larger budget.
@@ -28,13 +29,14 @@ from portal.errors import TooManyRequests
 from portal.ratelimit import client_key
 from portal.tenancy.context import client_ip
 
+TOKEN_MESSAGE = "Too many calls at once with this token. Wait for the others to finish and try again."
 ACCOUNT_MESSAGE = "Too many requests at once from your account. Wait for the others to finish and try again."
 CLIENT_MESSAGE = "Too many requests at once from your network. Wait for the others to finish and try again."
 # One count per process (Litestar builds a middleware instance per route, so not on the instance).
 _in_flight: Counter[str] = Counter()
 
 
-async def _within_share(key: str, limit: int, message: str, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+async def within_share(key: str, limit: int, message: str, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
     if _in_flight[key] >= limit:
         raise TooManyRequests(message, retry_after=1)
     _in_flight[key] += 1
@@ -61,7 +63,7 @@ class ClientShareMiddleware:
             await self.app(scope, receive, send)
             return
         key = f"client:{client_key(client_ip(scope))}"
-        await _within_share(key, get_settings().per_client_concurrency, CLIENT_MESSAGE, self.app, scope, receive, send)
+        await within_share(key, get_settings().per_client_concurrency, CLIENT_MESSAGE, self.app, scope, receive, send)
 
 
 class FairShareMiddleware:
@@ -76,4 +78,4 @@ class FairShareMiddleware:
             await self.app(scope, receive, send)
             return
         key = f"user:{user.id}"
-        await _within_share(key, get_settings().per_principal_concurrency, ACCOUNT_MESSAGE, self.app, scope, receive, send)
+        await within_share(key, get_settings().per_principal_concurrency, ACCOUNT_MESSAGE, self.app, scope, receive, send)

@@ -1,6 +1,7 @@
-"""Idempotent creation and the per-token rate limit (SPEC §11): ten concurrent POSTs with one
+"""Idempotent creation and the per-token limits (SPEC §11): ten concurrent POSTs with one
 ``Idempotency-Key`` create one agent; the key with another body is a 409; a token past
-``API_RATE`` gets 429 with ``Retry-After``, counted across processes in PostgreSQL."""
+``API_RATE`` gets 429 with ``Retry-After``, counted across processes in PostgreSQL; a token's
+calls in flight are bounded like an account's; its last use is noted outside the call."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ from portal.config import get_settings, set_settings
 from tests.factories import Client, add_api_token
 
 
-async def test_ten_concurrent_posts_with_one_key_create_one_agent(make_world, su, app):
+async def test_ten_concurrent_posts_with_one_key_create_one_agent(make_world, su, app, monkeypatch):
+    from portal import config
+
+    monkeypatch.setattr(config, "_settings", dataclasses.replace(config.get_settings(), per_principal_concurrency=20))  # all ten in flight
     w = await make_world()
     _, token = await add_api_token(su, w.org)
     url = f"/api/v1/orgs/{w.org.slug}/agents"
@@ -51,3 +55,55 @@ async def test_a_token_past_its_rate_gets_429_with_retry_after(make_world, su, a
         await c.aclose()
     finally:
         set_settings(before)
+
+
+async def test_a_token_has_a_bounded_share_of_calls_in_flight(make_world, su, app, database):
+    """At most PER_PRINCIPAL_CONCURRENCY calls of one token in flight per process: one more is a
+    429 at once (before any database turn); another token is not affected."""
+    from tests.concurrency import wait_until_blocked_on_lock
+
+    w = await make_world()
+    _, token = await add_api_token(su, w.org)
+    _, other = await add_api_token(su, w.org)
+    before = get_settings()
+    set_settings(dataclasses.replace(before, per_principal_concurrency=2))
+    url = f"/api/v1/orgs/{w.org.slug}/agents"
+    holder = await database.cluster.superuser_connect()
+    clients = [Client(app) for _ in range(4)]
+    try:
+        tx = holder.transaction()
+        await tx.start()
+        await holder.execute("SELECT 1 FROM organization WHERE id = $1 FOR UPDATE", w.org.id)  # unsafe calls queue on it
+        held = [asyncio.create_task(c.request("POST", url, json={"name": f"Held {i}", "model": "gpt-4.1"}, headers={"Authorization": f"Bearer {token}"}))
+                for i, c in enumerate(clients[:2])]
+        await wait_until_blocked_on_lock(su, count=2)
+        third = await clients[2].request("GET", url, headers={"Authorization": f"Bearer {token}"})
+        assert third.status_code == 429 and third.headers["retry-after"] == "1" and "this token" in third.json()["detail"]
+        assert (await clients[3].request("GET", url, headers={"Authorization": f"Bearer {other}"})).status_code == 200
+        await tx.rollback()
+        assert [(await t).status_code for t in held] == [201, 201]
+    finally:
+        set_settings(before)
+        await holder.close()
+        for c in clients:
+            await c.aclose()
+
+
+async def test_last_used_is_written_outside_the_call_at_most_once_a_minute(make_world, su, app):
+    w = await make_world()
+    token_id, token = await add_api_token(su, w.org)
+    c = Client(app)
+    url = f"/api/v1/orgs/{w.org.slug}/agents"
+    assert await su.fetchval("SELECT last_used_at FROM api_token WHERE id = $1", token_id) is None
+    assert (await c.get(url, headers={"Authorization": f"Bearer {token}"})).status_code == 200
+    first = await su.fetchval("SELECT last_used_at FROM api_token WHERE id = $1", token_id)
+    assert first is not None
+    assert (await c.get(url, headers={"Authorization": f"Bearer {token}"})).status_code == 200
+    assert await su.fetchval("SELECT last_used_at FROM api_token WHERE id = $1", token_id) == first  # within the minute
+    await su.execute("UPDATE api_token SET last_used_at = now() - interval '2 minutes' WHERE id = $1", token_id)
+    assert (await c.get(url, headers={"Authorization": f"Bearer {token}"})).status_code == 200
+    assert await su.fetchval("SELECT last_used_at > now() - interval '1 minute' FROM api_token WHERE id = $1", token_id)
+    await su.execute("UPDATE api_token SET revoked_at = now(), last_used_at = NULL WHERE id = $1", token_id)
+    assert (await c.get(url, headers={"Authorization": f"Bearer {token}"})).status_code == 401
+    assert await su.fetchval("SELECT last_used_at FROM api_token WHERE id = $1", token_id) is None  # a revoked token is not "used"
+    await c.aclose()
