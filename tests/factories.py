@@ -161,6 +161,11 @@ async def give_role(su, org_id, membership: uuid.UUID, role_id: uuid.UUID) -> No
     )
 
 
+def bearer(token: str) -> dict[str, str]:
+    """The header a program sends its API token in."""
+    return {"Authorization": f"Bearer {token}"}
+
+
 async def add_api_token(su, org: OrgRef, role: str = "member", *, name: str | None = None, custom_role_id=None,
                         created_by: User | None = None, days: int = 30, agent_id=None) -> tuple[uuid.UUID, str]:
     """An API token of ``org`` (created by its owner unless ``created_by``): (id, the token). With

@@ -48,6 +48,7 @@ async def test_an_owner_issues_an_agent_token_on_the_agent_s_page(make_world, cl
     assert bad.status_code == 422 and "id=\"new-token\"" not in bad.text
 
     token_id = await su.fetchval("SELECT id FROM api_token WHERE org_id = $1 AND name = 'Production worker'", w.org.id)
+    assert f'action="{page}/tokens/{token_id}/revoke"' in (await owner.get(page)).text
     r = await owner.post(f"{page}/tokens/{token_id}/revoke", {})
     assert r.status_code == 303
     refused = await program.http.get(f"/api/v1/orgs/{w.org.slug}/agent")

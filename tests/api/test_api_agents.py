@@ -9,12 +9,9 @@ import json
 import pytest
 
 from tests.access_matrix import AGENT, API_ACCESS, SPEC_HOLDERS
-from tests.factories import Client, add_api_token, events, unique
+from tests.factories import Client, add_api_token, bearer, events, unique
 from tests.routes import api_routes, api_walk, fill
 
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.fixture

@@ -9,11 +9,8 @@ import json
 import pytest
 
 from portal.resources import crypto
-from tests.factories import Client, DEFINITION, add_agent, add_api_token, add_connection, events, unique
+from tests.factories import DEFINITION, Client, add_api_token, bearer, events, unique
 
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.fixture

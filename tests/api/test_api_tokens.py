@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from tests.factories import add_api_token, add_role, events, give_role, unique
+from tests.factories import add_api_token, add_role, bearer, events, give_role, unique
 from tests.access_matrix import API_ACCESS
 from tests.routes import api_walk, fill
 
@@ -19,9 +19,6 @@ API = "/api/v1/orgs/{slug}/agents"
 def api(w) -> str:
     return API.format(slug=w.org.slug)
 
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 async def test_a_token_is_shown_once_and_stored_as_a_hash_only(make_world, client_for, su, app):
@@ -143,6 +140,8 @@ async def test_revoking_on_the_page_stops_the_token_and_is_audited(make_world, c
     token_id, token = await add_api_token(su, w.org, name="Nightly")
     c = Client(app)
     assert (await c.get(api(w), headers=bearer(token))).status_code == 200
+    listed = (await owner.get(f"/orgs/{w.org.slug}/api-tokens")).text
+    assert f'action="/orgs/{w.org.slug}/api-tokens/{token_id}/revoke"' in listed and "Member" in listed
     r = await owner.post(f"/orgs/{w.org.slug}/api-tokens/{token_id}/revoke")
     assert r.status_code == 303
     assert (await c.get(api(w), headers=bearer(token))).status_code == 401
