@@ -160,6 +160,21 @@ API_ACCESS = {
     "POST /api/v1/orgs/{slug}/teams/{team_id}/members": MANAGE_RESOURCES,
     "DELETE /api/v1/orgs/{slug}/teams/{team_id}/members/{membership_id}": MANAGE_RESOURCES,
     # -- members, invites (portal/api/people.py) --
+    "GET /api/v1/orgs/{slug}/members": VIEW,
+    "GET /api/v1/orgs/{slug}/members/{member_id}": VIEW,
+    "PATCH /api/v1/orgs/{slug}/members/{member_id}": MEMBERS,
+    "DELETE /api/v1/orgs/{slug}/members/{member_id}": MEMBERS,
+    "GET /api/v1/orgs/{slug}/invites": MEMBERS,
+    "POST /api/v1/orgs/{slug}/invites": MEMBERS,
+    "POST /api/v1/orgs/{slug}/invites/{invite_id}/resend": MEMBERS,
+    "DELETE /api/v1/orgs/{slug}/invites/{invite_id}": MEMBERS,
     # -- audit events, exports, billing (portal/api/orgdata.py) --
+    "GET /api/v1/orgs/{slug}/audit-events": AUDIT,
+    "POST /api/v1/orgs/{slug}/exports": EXPORT,
+    "GET /api/v1/orgs/{slug}/exports": EXPORT,
+    "GET /api/v1/orgs/{slug}/exports/{export_id}": EXPORT,
+    "GET /api/v1/orgs/{slug}/exports/{export_id}/download": EXPORT,
+    "GET /api/v1/orgs/{slug}/billing": BILLING,
+    "PATCH /api/v1/orgs/{slug}/billing": BILLING,
 }
 ACCESS.update(API_ACCESS)

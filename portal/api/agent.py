@@ -124,7 +124,7 @@ def _payload(payload: dict[str, Any]) -> dict[str, Any]:
     return payload
 
 
-@post("/agent/events", name="api.agent.events", opt=SELF, status_code=201, responses=documented(422))
+@post("/agent/events", name="api.agent.events", opt=SELF, status_code=201, responses=documented(409, 422))
 async def record_event(
     request: Request, org: NamedDependency[OrgContext], data: JSONBody[NewEvent], idempotency_key: IdempotencyKey = None
 ) -> Response[Event]:

@@ -112,7 +112,7 @@ async def _conditions(filters: AuditFilters, args: list[Any]) -> str:
     if d := _date(filters.date_from):
         args.append(datetime.combine(d, time.min, timezone.utc))
         sql += f" AND e.created_at >= ${len(args)}"
-    if d := _date(filters.date_to):
+    if (d := _date(filters.date_to)) and d < date.max:  # up to 9999-12-31: no end (the day after overflows)
         args.append(datetime.combine(d + timedelta(days=1), time.min, timezone.utc))
         sql += f" AND e.created_at < ${len(args)}"
     return sql

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import timedelta
-from typing import Any, AsyncIterator
+from typing import Any, AsyncContextManager, AsyncIterator, Callable
 from uuid import UUID
 
 from portal import clock, humanize
@@ -138,12 +138,16 @@ async def open_download(ctx: OrgContext, export_id: str, *, head: bool = False) 
     return job
 
 
-async def archive_chunks(ctx: OrgContext, job_id: UUID) -> AsyncIterator[bytes]:
+async def archive_chunks(
+    ctx: OrgContext, job_id: UUID, transaction: Callable[[OrgContext], AsyncContextManager[OrgContext]] = org_transaction
+) -> AsyncIterator[bytes]:
     """The archive's bytes, one stored chunk at a time, in order: each chunk is read in a short
-    transaction of its own and sent after it ends, so a slow reader holds no connection."""
+    transaction of its own and sent after it ends, so a slow reader holds no connection.
+    ``transaction``: how each one enters the org again (a person's membership by default; the
+    JSON API's token with ``portal.api.orgdata``)."""
     seq = -1
     while True:
-        async with org_transaction(ctx) as current:
+        async with transaction(ctx) as current:
             row = await current.scope.fetchrow(_CHUNK, job_id, seq)
         if row is None:
             return

@@ -24,6 +24,7 @@ from portal.config import get_settings
 from portal.db import engine as db
 from portal.errors import Conflict, Forbidden, Invalid, NotFound, TooManyRequests
 from portal import ratelimit
+from portal.params import decode_cursor, encode_cursor
 from portal.tenancy import scope as tenancy
 from portal.tenancy.context import OrgContext
 from portal.roles import service as roles
@@ -323,6 +324,22 @@ async def list_invites(ctx: OrgContext) -> dict[str, Any]:
         "any_failed": any(i["status"] == "failed" for i in invites),
         "ttl_text": humanize.duration(get_settings().invite_ttl),
     }
+
+
+async def invite_page(ctx: OrgContext, *, after: str | None = None, limit: int = 50) -> tuple[list[dict[str, Any]], str | None]:
+    """Pending invites newest first, a keyset page at a time (the JSON API): the page and the
+    cursor of the next one (None on the last). A malformed cursor starts from the newest."""
+    now = clock.now()
+    cursor = decode_cursor(after, datetime, UUID)
+    args: list[Any] = [limit + 1]
+    sql = _LIST
+    if cursor:
+        args += list(cursor)
+        sql += " AND (i.created_at, i.id) < ($2, $3)"
+    rows = await ctx.scope.fetch(sql + " ORDER BY i.created_at DESC, i.id DESC LIMIT $1", *args)
+    invites = [_with_status(r, now) for r in rows[:limit]]
+    more = len(rows) > limit
+    return invites, encode_cursor(invites[-1]["created_at"], invites[-1]["id"]) if more else None
 
 
 async def one_invite(ctx: OrgContext, invite_id: UUID) -> dict[str, Any] | None:

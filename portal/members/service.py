@@ -283,7 +283,9 @@ async def transfer_candidates(ctx: OrgContext, q: str = "", selected: UUID | Non
 
 # -- rules -------------------------------------------------------------------------------------
 def _check_target(ctx: OrgContext, target: dict, action: str) -> None:
-    if target["id"] == ctx.membership_id:
+    # Yourself: your own membership, or for an API token the person who created it (a token's
+    # ``membership_id`` is its own id, never a membership's).
+    if target["id"] == ctx.membership_id or target["user_id"] == ctx.user_id:
         if action == "remove":
             raise Conflict("You can't remove yourself. To hand the organization over, transfer ownership.")
         raise Conflict("You can't change your own role. To hand the organization over, transfer ownership.")
