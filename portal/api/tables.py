@@ -20,6 +20,7 @@ class ApiToken(Table, tablename="api_token"):
     token_hash = Varchar(length=64, unique=True)  # hex SHA-256; the token is never stored
     role = Varchar(length=32)  # a built-in role but owner, or "custom"
     custom_role_id = UUID(null=True)
+    agent_id = UUID(null=True)  # role "agent": the agent it acts as (composite FK; NULL once deleted, then revoked)
     created_by = UUID(null=True)
     created_by_email = Varchar(length=320)
     created_at = Timestamptz(default=TimestamptzNow())

@@ -285,6 +285,24 @@ _PENDING_INVITES = """SELECT i.email, i.role, r.name AS role_name, i.created_at,
                       ORDER BY i.created_at DESC"""
 
 
+# Programs that can act: live API tokens (with their role) and agents' tokens.
+_LIVE_TOKENS = """SELECT t.id, t.name, t.prefix, t.role, r.name AS role_name, a.name AS agent_name,
+                         t.created_by_email, t.created_at, t.expires_at, t.last_used_at
+                  FROM api_token t
+                  LEFT JOIN org_role r ON r.org_id = {org} AND r.id = t.custom_role_id
+                  LEFT JOIN agent a ON a.org_id = {org} AND a.id = t.agent_id
+                  WHERE t.org_id = {org} AND t.revoked_at IS NULL AND t.expires_at > now()
+                  ORDER BY t.agent_id IS NOT NULL, t.created_at, t.id"""
+
+
+def _token_row(t: Mapping[str, Any]) -> dict[str, Any]:
+    agent = t["role"] == "agent"
+    return {
+        **dict(t), "kind": "agent token" if agent else "API token",
+        "role_label": f"Agent “{t['agent_name']}”" if agent else role_label(t),
+    }
+
+
 @dataclass
 class Grant:
     role: str | None  # the role's key: a built-in role's name, or a custom role's id
@@ -378,15 +396,19 @@ async def access_report(ctx: OrgContext) -> dict[str, Any]:
         {**dict(i), "role_label": role_label(i), "expired": i["expires_at"] <= now}
         for i in invites or []
     ]
-    return {"members": rows, "invites": pending, "invites_available": invites is not None, "generated_at": now}
+    tokens = [_token_row(t) for t in await ctx.scope.fetch(_LIVE_TOKENS)]
+    return {"members": rows, "invites": pending, "invites_available": invites is not None, "tokens": tokens, "generated_at": now}
 
 
 def _csv_role(row: Mapping[str, Any]) -> str:
-    """A built-in role by its name; a custom role as ``custom: <its name>``."""
+    """A built-in role by its name; a custom role as ``custom: <its name>``; an agent's token as
+    ``agent: <its name>``."""
+    if row["role"] == "agent":
+        return f"agent: {row['agent_name']}"
     return f"custom: {row['role_label']}" if row["role"] == Role.CUSTOM else row["role"]
 
 
-ACCESS_COLUMNS = ("kind", "name", "email", "role", "member_since_utc", "role_since_utc", "granted_by", "how", "invite_expires_utc")
+ACCESS_COLUMNS = ("kind", "name", "email", "role", "member_since_utc", "role_since_utc", "granted_by", "how", "expires_utc")
 
 
 async def access_csv(report: dict[str, Any]) -> AsyncIterator[bytes]:
@@ -396,7 +418,7 @@ async def access_csv(report: dict[str, Any]) -> AsyncIterator[bytes]:
         [
             {
                 "kind": "member", "name": r["name"], "email": r["email"], "role": _csv_role(r), "member_since_utc": r["member_since"],
-                "role_since_utc": r["role_since"], "granted_by": r["granted_by"], "how": r["how"], "invite_expires_utc": None,
+                "role_since_utc": r["role_since"], "granted_by": r["granted_by"], "how": r["how"], "expires_utc": None,
             }
             for r in report["members"]
         ]
@@ -406,8 +428,18 @@ async def access_csv(report: dict[str, Any]) -> AsyncIterator[bytes]:
             {
                 "kind": "invite (expired)" if i["expired"] else "invite (pending)", "name": None, "email": i["email"],
                 "role": _csv_role(i), "member_since_utc": None, "role_since_utc": i["created_at"], "granted_by": i["inviter_email"],
-                "how": "invited", "invite_expires_utc": i["expires_at"],
+                "how": "invited", "expires_utc": i["expires_at"],
             }
             for i in report["invites"]
+        ]
+    )
+    yield _csv_lines(
+        [
+            {
+                "kind": t["kind"], "name": t["name"], "email": None, "role": _csv_role(t), "member_since_utc": None,
+                "role_since_utc": t["created_at"], "granted_by": t["created_by_email"], "how": f"token {t['prefix']}…",
+                "expires_utc": t["expires_at"],
+            }
+            for t in report["tokens"]
         ]
     )

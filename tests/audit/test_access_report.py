@@ -12,7 +12,7 @@ import pytest
 
 from portal import clock
 from portal.audit import queries
-from tests.factories import membership_id, text_of
+from tests.factories import add_api_token, membership_id, text_of
 
 
 async def record(su, org_id, action, *, actor=None, target=None, before=None, after=None):
@@ -160,7 +160,25 @@ async def test_only_audit_roles_see_the_report(role, make_org, make_member, clie
     assert "access-report" not in (await c.get(f"/orgs/{org.slug}")).text
 
 
+async def test_programs_that_can_act_are_listed_with_who_created_them(make_world, client_for, su):
+    w = await make_world()
+    revoked, _ = await add_api_token(su, w.org, name="Old pipeline")
+    await su.execute("UPDATE api_token SET revoked_at = now() WHERE id = $1", revoked)
+    await add_api_token(su, w.org, "billing_admin", name="Invoices sync", created_by=w.users["owner"])
+    agent_name = await su.fetchval("SELECT name FROM agent WHERE id = $1", w.agent_free)
+    c = await client_for(w.users["compliance_officer"])
+    page = text_of(await c.get(f"/orgs/{w.org.slug}/access-report"))
+    assert "Programs (3)" in page  # the world's member-role token, its agent token, Invoices sync
+    assert "Invoices sync" in page and "Billing admin" in page and f"Agent “{agent_name}”" in page
+    assert "Old pipeline" not in page and w.users["owner"].email in page
+    rows = list(csv.DictReader(io.StringIO((await c.get(f"/orgs/{w.org.slug}/access-report.csv")).text)))
+    tokens = {r["name"]: r for r in rows if r["kind"] in ("API token", "agent token")}
+    assert tokens["Invoices sync"]["role"] == "billing_admin" and tokens["Invoices sync"]["granted_by"] == w.users["owner"].email
+    assert [r["role"] for r in tokens.values() if r["kind"] == "agent token"] == [f"agent: {agent_name}"]
+    assert "Old pipeline" not in tokens and all(r["expires_utc"] for r in tokens.values())
+
+
 def test_csv_columns_are_stable():
     assert queries.ACCESS_COLUMNS == (
-        "kind", "name", "email", "role", "member_since_utc", "role_since_utc", "granted_by", "how", "invite_expires_utc",
+        "kind", "name", "email", "role", "member_since_utc", "role_since_utc", "granted_by", "how", "expires_utc",
     )
