@@ -11,7 +11,8 @@ the limit: 429 with ``Retry-After`` (the seconds left in the minute).
 and body gets the same response again and creates nothing; with another body, a 409. Unsafe
 calls of one org queue on the org row (``enter_token``), so concurrent retries find the first
 one's record once it commits. A failed call stores nothing (its transaction rolls back), so it
-can be retried with the same key.
+can be retried with the same key. A record counts for ``KEEP_HOURS`` (24); older ones are ignored,
+overwritten when their key comes back, and swept now and then.
 """
 
 from __future__ import annotations
@@ -72,7 +73,8 @@ async def replay(org: OrgContext, request: Request) -> Response | None:
     if key is None or org.token_id is None:
         return None
     row = await org.scope.fetchrow(
-        "SELECT request_hash, status, headers, body FROM api_idempotency WHERE org_id = {org} AND token_id = $1 AND key = $2",
+        f"""SELECT request_hash, status, headers, body FROM api_idempotency
+            WHERE org_id = {{org}} AND token_id = $1 AND key = $2 AND created_at > now() - interval '{KEEP_HOURS} hours'""",
         org.token_id, key,
     )
     if row is None:
@@ -91,8 +93,12 @@ async def remember(org: OrgContext, request: Request, status: int, body: bytes, 
     if key is None or org.token_id is None:
         return
     await org.scope.execute(
-        """INSERT INTO api_idempotency (org_id, token_id, key, request_hash, status, headers, body)
-           VALUES ({org}, $1, $2, $3, $4, $5::jsonb, $6)""",
+        f"""INSERT INTO api_idempotency (org_id, token_id, key, request_hash, status, headers, body)
+           VALUES ({{org}}, $1, $2, $3, $4, $5::jsonb, $6)
+           ON CONFLICT (org_id, token_id, key) DO UPDATE  -- a record past its day, not yet swept: the key is free again
+           SET request_hash = EXCLUDED.request_hash, status = EXCLUDED.status, headers = EXCLUDED.headers,
+               body = EXCLUDED.body, created_at = now()
+           WHERE api_idempotency.created_at <= now() - interval '{KEEP_HOURS} hours'""",
         org.token_id, key, _request_hash(request, await request.body()), status, json.dumps(headers), body,
     )
     if random.random() < 0.05:

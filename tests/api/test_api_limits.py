@@ -107,3 +107,19 @@ async def test_last_used_is_written_outside_the_call_at_most_once_a_minute(make_
     assert (await c.get(url, headers={"Authorization": f"Bearer {token}"})).status_code == 401
     assert await su.fetchval("SELECT last_used_at FROM api_token WHERE id = $1", token_id) is None  # a revoked token is not "used"
     await c.aclose()
+
+
+async def test_an_idempotency_key_counts_for_a_day(make_world, su, app):
+    """A record past its day is ignored (not yet swept or not): the key creates anew."""
+    w = await make_world()
+    token_id, token = await add_api_token(su, w.org)
+    c = Client(app)
+    url, headers = f"/api/v1/orgs/{w.org.slug}/agents", {"Authorization": f"Bearer {token}", "Idempotency-Key": "nightly"}
+    first = await c.request("POST", url, json={"name": "Day one", "model": "gpt-4.1"}, headers=headers)
+    assert first.status_code == 201
+    await su.execute("UPDATE api_idempotency SET created_at = now() - interval '25 hours' WHERE token_id = $1", token_id)
+    later = await c.request("POST", url, json={"name": "Day two", "model": "gpt-4.1"}, headers=headers)
+    assert later.status_code == 201 and later.json()["id"] != first.json()["id"] and "idempotent-replayed" not in later.headers
+    again = await c.request("POST", url, json={"name": "Day two", "model": "gpt-4.1"}, headers=headers)
+    assert again.json()["id"] == later.json()["id"] and again.headers["idempotent-replayed"] == "true"
+    await c.aclose()
