@@ -53,6 +53,22 @@ CREATE TRIGGER api_token_agent_gone BEFORE UPDATE OF agent_id ON api_token
 -- alone, like ``enter_token`` finds it.
 CREATE POLICY token_touch ON api_token FOR UPDATE
     USING (token_hash = NULLIF(current_setting('app.token_hash', true), ''));
+-- With a token's hash alone (no org entered), nothing but ``last_used_at`` may change: the policy
+-- above can't say which columns, so this trigger does.
+CREATE FUNCTION api_token_touch_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NULLIF(current_setting('app.token_hash', true), '') IS NOT NULL
+       AND NULLIF(current_setting('app.org_id', true), '') IS NULL
+       AND to_jsonb(NEW) - 'last_used_at' IS DISTINCT FROM to_jsonb(OLD) - 'last_used_at' THEN
+        RAISE EXCEPTION 'api_token: outside an organization only last_used_at may change' USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER api_token_touch_only BEFORE UPDATE ON api_token FOR EACH ROW EXECUTE FUNCTION api_token_touch_only();
+
+-- Never waits: a token row locked by a call in flight (FOR SHARE) or a revocation is skipped, and
+-- its last use noted on a later call.
 CREATE FUNCTION touch_api_token(p_hash text) RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY INVOKER
 SET search_path = public, pg_temp
@@ -60,8 +76,10 @@ AS $$
 BEGIN
     PERFORM set_config('app.token_hash', p_hash, true);
     UPDATE api_token a SET last_used_at = now()
-     WHERE a.token_hash = p_hash AND a.revoked_at IS NULL AND a.expires_at > now()
-       AND (a.last_used_at IS NULL OR a.last_used_at < now() - interval '1 minute');
+     WHERE a.id = (SELECT x.id FROM api_token x
+                    WHERE x.token_hash = p_hash AND x.revoked_at IS NULL AND x.expires_at > now()
+                      AND (x.last_used_at IS NULL OR x.last_used_at < now() - interval '1 minute')
+                    FOR NO KEY UPDATE SKIP LOCKED);
     PERFORM set_config('app.token_hash', '', true);
 END
 $$;
@@ -126,7 +144,11 @@ BEGIN
           FROM membership m WHERE m.org_id = t.org_id AND m.user_id = t.created_by FOR SHARE;
     END IF;
     IF v_creator_custom IS NOT NULL THEN
-        SELECT r.permissions INTO v_creator_perms FROM org_role r WHERE r.org_id = t.org_id AND r.id = v_creator_custom;
+        IF p_lock THEN
+            SELECT r.permissions INTO v_creator_perms FROM org_role r WHERE r.org_id = t.org_id AND r.id = v_creator_custom FOR SHARE;
+        ELSE
+            SELECT r.permissions INTO v_creator_perms FROM org_role r WHERE r.org_id = t.org_id AND r.id = v_creator_custom;
+        END IF;
     END IF;
     IF t.custom_role_id IS NOT NULL THEN
         IF p_lock THEN

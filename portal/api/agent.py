@@ -28,10 +28,10 @@ from portal.api.resource import IdempotencyKey, Limit
 from portal.api.workflows import Workflow, workflow
 from portal.audit import service as audit
 from portal.audit.actions import Action
+from portal.audit.redact import credential_in
 from portal.errors import Invalid, NotFound
 from portal.resources.agents.service import AGENTS
 from portal.resources.common import JSONProblem, parse_json_object
-from portal.resources.connections.kinds import credential_path
 from portal.resources.connections.service import shown_config
 from portal.resources.workflows.service import WORKFLOWS
 from portal.tenancy.context import OrgContext
@@ -66,7 +66,7 @@ class WorkflowPage(msgspec.Struct):
 class NewEvent(msgspec.Struct):
     action: EventName  # recorded as agent.<action>
     workflow_id: UUID | None = None  # the workflow the run belongs to (one of the agent's)
-    payload: JSONObject = {}  # a small JSON object (at most 4,000 characters, no credentials)
+    payload: JSONObject = {}  # a small JSON object (at most 4,000 characters, nothing that looks like a credential)
 
 
 class Event(msgspec.Struct):
@@ -118,7 +118,7 @@ def _payload(payload: dict[str, Any]) -> dict[str, Any]:
         parse_json_object(msgspec.json.encode(payload).decode(), max_chars=PAYLOAD_MAX_CHARS, max_depth=PAYLOAD_MAX_DEPTH, example='{"run_id": "r-42"}')
     except JSONProblem as exc:
         raise Invalid(str(exc), field_errors={"payload": str(exc)}) from None
-    if path := credential_path(payload):
+    if path := credential_in(payload):
         message = f"“{path}” looks like a credential: audit events must not hold secrets."
         raise Invalid(message, field_errors={"payload": message})
     return payload

@@ -122,9 +122,12 @@ class TokenContextMiddleware(OrgContextMiddleware):
             await super().__call__(scope, receive, send)
             return
         scope["state"][HASH_KEY] = token_hash = hash_token(token)
-        await count_call(token_hash)
         limit = get_settings().per_principal_concurrency  # a token's calls in flight, like an account's requests
-        await within_share(f"token:{token_hash}", limit, TOKEN_MESSAGE, super().__call__, scope, receive, send)
+        await within_share(f"token:{token_hash}", limit, TOKEN_MESSAGE, self._counted, scope, receive, send)
+
+    async def _counted(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await count_call(scope["state"][HASH_KEY])
+        await super().__call__(scope, receive, send)
 
     async def enter(self, scope: Scope, perm: Perm, *, lock: bool, page: bool) -> OrgContext:
         return await enter_token(scope, perm, lock=lock)

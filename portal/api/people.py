@@ -219,13 +219,20 @@ async def invite_create(
 
 
 @post("/invites/{invite_id:str}/resend", name="api.invites.resend", opt=MANAGE, status_code=200, responses=documented(409, 422))
-async def invite_resend(org: NamedDependency[OrgContext], invite_id: FromPath[str]) -> Invite:
+async def invite_resend(
+    request: Request, org: NamedDependency[OrgContext], invite_id: FromPath[str], idempotency_key: IdempotencyKey = None
+) -> Response[Invite]:
     """Email a new link: it replaces the invite with a new one (a new ``id``, a new expiry), and
     the previous link stops working. 409 if the invite was accepted, revoked or replaced;
-    422 when it had expired and every seat is taken meanwhile; 429 past the invite rate."""
+    422 when it had expired and every seat is taken meanwhile; 429 past the invite rate. With
+    ``Idempotency-Key``, a retry gets the first answer and replaces (and emails) nothing again."""
+    if (earlier := await limits.replay(org, request)) is not None:
+        return earlier  # type: ignore[return-value]
     outgoing = await invites.resend_invite(org, parse_id(invite_id))
+    body = msgspec.json.encode(await _invite(org, outgoing.invite_id))
+    await limits.remember(org, request, 200, body, {})
     delivery.schedule(outgoing)
-    return await _invite(org, outgoing.invite_id)
+    return Response(body, status_code=200, media_type="application/json")  # type: ignore[return-value]
 
 
 @delete("/invites/{invite_id:str}", name="api.invites.delete", opt=MANAGE, status_code=204, responses=documented(409))

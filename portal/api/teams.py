@@ -7,11 +7,12 @@ from datetime import datetime
 from uuid import UUID
 
 import msgspec
-from litestar import delete, get, post
+from litestar import Request, Response, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
-from portal.api import resource
+from portal.api import limits, resource
+from portal.api.resource import IdempotencyKey
 from portal.api.common import Description, Name
 from portal.params import parse_id
 from portal.resources.teams.service import TEAMS, add_member, members_of, remove_member
@@ -72,12 +73,20 @@ async def team_members(org: NamedDependency[OrgContext], team_id: FromPath[str])
     return await _members(org, key)
 
 
-@post(MEMBERS, name="api.teams.add_member", opt=MANAGE, status_code=201, responses=documented(422))
-async def team_member_add(org: NamedDependency[OrgContext], team_id: FromPath[str], data: JSONBody[NewTeamMember]) -> TeamMembers:
-    """Add a member of the organization to the team (422 if already in it); the team's members."""
+@post(MEMBERS, name="api.teams.add_member", opt=MANAGE, status_code=201, responses=documented(409, 422))
+async def team_member_add(
+    request: Request, org: NamedDependency[OrgContext], team_id: FromPath[str], data: JSONBody[NewTeamMember],
+    idempotency_key: IdempotencyKey = None,
+) -> Response[TeamMembers]:
+    """Add a member of the organization to the team (422 if already in it); the team's members.
+    With ``Idempotency-Key``, a retry gets the first answer."""
+    if (earlier := await limits.replay(org, request)) is not None:
+        return earlier  # type: ignore[return-value]
     key = parse_id(team_id)
     await add_member(org, key, {"membership_id": str(data.membership_id)})
-    return await _members(org, key)
+    body = msgspec.json.encode(await _members(org, key))
+    await limits.remember(org, request, 201, body, {})
+    return Response(body, status_code=201, media_type="application/json")  # type: ignore[return-value]
 
 
 @delete(MEMBERS + "/{membership_id:str}", name="api.teams.remove_member", opt=MANAGE, status_code=204, responses=documented())

@@ -27,6 +27,33 @@ def looks_like_credential(name: str) -> bool:
     return normal in _CREDENTIAL_NAMES or any(word in normal for word in _CREDENTIAL_WORDS)
 
 
+# Values that are credentials whatever their key: bearer headers, our own tokens, and the shapes
+# of the best-known providers' keys. A heuristic, for refusing them in free-form payloads.
+_CREDENTIAL_VALUE = re.compile(
+    r"\bbearer\s+\S|\bbasic\s+[A-Za-z0-9+/=]{8,}|\bprt_[A-Za-z0-9_-]{8,}|\bsk-[A-Za-z0-9_-]{8,}|\bxox[abposr]-[A-Za-z0-9-]{8,}"
+    r"|\bgh[pousr]_[A-Za-z0-9]{20,}|\bAKIA[0-9A-Z]{16}\b|-----BEGIN [A-Z ]*PRIVATE KEY-----",
+    re.IGNORECASE,
+)
+
+
+def credential_in(value: Any, path: str = "") -> str | None:
+    """Where in ``value`` a credential seems to be, by its key's name or its text's shape; None."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            here = f"{path}.{key}" if path else str(key)
+            if looks_like_credential(str(key)):
+                return here
+            if found := credential_in(item, here):
+                return found
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            if found := credential_in(item, f"{path}[{i}]"):
+                return found
+    elif isinstance(value, str) and _CREDENTIAL_VALUE.search(value):
+        return path or "(the value)"
+    return None
+
+
 def without_credentials(value: Any) -> Any:
     """``value`` with what credential-looking keys hold blanked out: for showing a config saved
     before the allow-list, which may still hold one."""

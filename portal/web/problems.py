@@ -90,9 +90,14 @@ def handle_http(request: Request, exc: HTTPException) -> Response:
     return problem(exc.status_code, title, detail, headers=exc.headers or None)
 
 
+def handle_too_deep(request: Request, exc: RecursionError) -> Response:
+    """A JSON body nested deeper than the decoder goes (thousands of brackets): malformed input."""
+    return problem(400, "Invalid request", "The JSON body is nested too deeply.")
+
+
 def handle_crash(request: Request, exc: Exception) -> Response:
     log.exception("API request failed: %s %s", request.method, request.url.path)
     return problem(500, "Internal error", "Something went wrong on our side; nothing was changed.")
 
 
-EXCEPTION_HANDLERS = {DomainError: handle_domain, HTTPException: handle_http, Exception: handle_crash}
+EXCEPTION_HANDLERS = {DomainError: handle_domain, HTTPException: handle_http, RecursionError: handle_too_deep, Exception: handle_crash}

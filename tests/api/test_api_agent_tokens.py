@@ -120,6 +120,8 @@ async def test_an_agent_records_its_runs_in_the_audit_log(agent_api, su, client_
     before = len(await events(su, w.org))
     for body, code in [({"action": "created"}, 400), ({"action": "deleted"}, 400), ({"action": "run_started", "payload": {"api_key": "sk-1"}}, 422),
                        ({"action": "run_started", "payload": {"blob": "x" * 5000}}, 422),
+                       ({"action": "run_started", "payload": {"note": "Authorization: Bearer abc.def"}}, 422),
+                       ({"action": "tool_called", "payload": {"args": ["--key", "sk-live-0123456789abcdef"]}}, 422),
                        ({"action": "run_started", "workflow_id": str(await add_workflow(su, w.org.id, w.agent_free))}, 404)]:
         refused = await c.post(f"{w.base}/agent/events", json=body)
         assert refused.status_code == code, (body, refused.status_code, refused.text)

@@ -123,3 +123,45 @@ async def test_an_idempotency_key_counts_for_a_day(make_world, su, app):
     again = await c.request("POST", url, json={"name": "Day two", "model": "gpt-4.1"}, headers=headers)
     assert again.json()["id"] == later.json()["id"] and again.headers["idempotent-replayed"] == "true"
     await c.aclose()
+
+
+async def test_a_token_s_hash_alone_changes_nothing_but_its_last_use(make_world, su, app_conn):
+    """The policy that lets the counting statement note a token's last use (the hash, no org
+    entered) allows nothing more: not un-revoking, re-rolling or moving the token."""
+    import asyncpg
+    import pytest
+
+    w = await make_world()
+    token_id, token = await add_api_token(su, w.org)
+    await su.execute("UPDATE api_token SET revoked_at = now() WHERE id = $1", token_id)
+    token_hash = await su.fetchval("SELECT token_hash FROM api_token WHERE id = $1", token_id)
+    other = await make_world()
+    async with app_conn.transaction():
+        await app_conn.execute("SELECT set_config('app.token_hash', $1, true)", token_hash)
+        assert await app_conn.execute("UPDATE api_token SET last_used_at = now() WHERE id = $1", token_id) == "UPDATE 1"
+    for change in ("revoked_at = NULL", "role = 'billing_admin'", f"org_id = '{other.org.id}'", "expires_at = now() + interval '300 days'"):
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            async with app_conn.transaction():
+                await app_conn.execute("SELECT set_config('app.token_hash', $1, true)", token_hash)
+                await app_conn.execute(f"UPDATE api_token SET {change} WHERE id = $1", token_id)
+    assert await su.fetchval("SELECT revoked_at IS NOT NULL AND org_id = $2 FROM api_token WHERE id = $1", token_id, w.org.id)
+
+
+async def test_counting_a_call_never_waits_for_the_token_s_row(make_world, su, app, database):
+    """A call in flight holds its token's row (FOR SHARE); noting another call's last use skips
+    it rather than queueing every later call of that token behind it, each on a connection."""
+    w = await make_world()
+    token_id, token = await add_api_token(su, w.org)
+    await su.execute("UPDATE api_token SET last_used_at = now() - interval '1 hour' WHERE id = $1", token_id)
+    holder = await database.cluster.superuser_connect()
+    c = Client(app)
+    try:
+        tx = holder.transaction()
+        await tx.start()
+        await holder.execute("SELECT 1 FROM api_token WHERE id = $1 FOR SHARE", token_id)
+        r = await asyncio.wait_for(c.get(f"/api/v1/orgs/{w.org.slug}/agents", headers={"Authorization": f"Bearer {token}"}), 5)
+        assert r.status_code == 200
+        await tx.rollback()
+    finally:
+        await holder.close()
+        await c.aclose()

@@ -224,8 +224,11 @@ async def test_invite_is_emailed_after_commit_resent_and_revoked(people, su, smt
     owner = await client_for(w.org.owner)
     assert "new.hire@example.test" in text_of(await owner.get(f"/orgs/{w.org.slug}/invites"))
 
-    r = await c.request("POST", f"{w.base}/invites/{created['id']}/resend")
+    key = {"Idempotency-Key": "resend-1"}
+    r = await c.request("POST", f"{w.base}/invites/{created['id']}/resend", headers=key)
     assert r.status_code == 200, r.text
+    retried = await c.request("POST", f"{w.base}/invites/{created['id']}/resend", headers=key)  # a retry: the same answer, no new mail
+    assert retried.status_code == 200 and retried.json() == r.json() and retried.headers["idempotent-replayed"] == "true"
     resent = r.json()
     assert resent["id"] != created["id"] and resent["email"] == created["email"] and resent["role"] == "billing_admin"
     await background.drain()

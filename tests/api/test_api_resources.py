@@ -120,3 +120,20 @@ async def test_a_team_s_members_through_the_api(api, make_world, su):
     assert (await c.delete(f"{team}/{w.target}")).status_code == 404
     assert [e["action"] for e in await events(su, w.org, "team.member_removed")] == ["team.member_removed"]
     assert (await c.get(f"/api/v1/orgs/{w.org.slug}/teams/{other.team}/members")).status_code == 404
+
+
+async def test_a_body_nested_thousands_deep_is_a_400(api):
+    w, c = api, api.api
+    deep = '{"name": "x", "zz": ' + "[" * 5000 + "]" * 5000 + "}"
+    for path in ("/teams", "/agents", "/workflows"):
+        r = await c.post(w.base + path, content=deep, headers={"Content-Type": "application/json"})
+        assert r.status_code == 400 and r.headers["content-type"].startswith("application/problem+json"), (path, r.status_code)
+
+
+async def test_adding_a_team_member_honours_an_idempotency_key(api, su):
+    w, c = api, api.api
+    team, key = f"{w.base}/teams/{w.team}/members", {"Idempotency-Key": unique("k")}
+    first = await c.post(team, json={"membership_id": str(w.target)}, headers=key)
+    again = await c.post(team, json={"membership_id": str(w.target)}, headers=key)
+    assert first.status_code == again.status_code == 201 and again.headers["idempotent-replayed"] == "true"
+    assert len(await events(su, w.org, "team.member_added")) == 1
