@@ -92,6 +92,8 @@ class Membership(Table, tablename="membership"):
     role = Varchar(length=32)  # a built-in role, or "custom"
     custom_role_id = UUID(null=True)  # with "custom": (org_id, custom_role_id) → org_role (org_id, id)
     created_at = Timestamptz(default=TimestamptzNow())
+    suspended_at = Timestamptz(null=True, default=None)  # deactivated by the org's identity provider (SCIM)
+    scim_managed = Boolean(default=False)  # provisioned by the org's SCIM service
 
 
 @tenant_table

@@ -130,9 +130,9 @@ LEFT JOIN LATERAL (
     -- the page's memberships first, then their accounts: whatever plan the planner picks for
     -- the page (its row estimate under RLS is poor), it joins 51 accounts, not the whole tail
     SELECT m.id, m.user_id, m.role, m.custom_role_id, r.name AS role_name, r.permissions AS role_permissions,
-           m.joined_at, u.name, u.email
+           m.joined_at, m.suspended_at, m.scim_managed, u.name, u.email
     FROM (
-        SELECT m.id, m.user_id, m.role, m.custom_role_id, m.created_at AS joined_at FROM membership m
+        SELECT m.id, m.user_id, m.role, m.custom_role_id, m.created_at AS joined_at, m.suspended_at, m.scim_managed FROM membership m
         WHERE m.org_id = {org} AND %(cursor)s
         ORDER BY m.created_at %(dir)s, m.id %(dir)s
         LIMIT $1
@@ -144,7 +144,7 @@ LEFT JOIN LATERAL (
 _SEARCH_PAGE = """
 WITH hits AS MATERIALIZED (
     SELECT m.id, m.user_id, m.role, m.custom_role_id, r.name AS role_name, r.permissions AS role_permissions,
-           m.created_at AS joined_at, u.name, u.email
+           m.created_at AS joined_at, m.suspended_at, m.scim_managed, u.name, u.email
     FROM membership m JOIN app_user u ON u.id = m.user_id
     LEFT JOIN org_role r ON r.org_id = {org} AND r.id = m.custom_role_id
     WHERE m.org_id = {org} AND (u.email LIKE $2 OR lower(u.name) LIKE $2)
@@ -160,7 +160,7 @@ LEFT JOIN LATERAL (
 ) p ON true
 """
 _GET = """SELECT m.id, m.user_id, m.role, m.custom_role_id, r.name AS role_name, r.permissions AS role_permissions,
-                 m.created_at AS joined_at, u.name, u.email
+                 m.created_at AS joined_at, m.suspended_at, m.scim_managed, u.name, u.email
           FROM membership m JOIN app_user u ON u.id = m.user_id
           LEFT JOIN org_role r ON r.org_id = {org} AND r.id = m.custom_role_id
           WHERE m.org_id = {org} AND m.id = $1"""
@@ -260,7 +260,8 @@ async def transfer_candidates(ctx: OrgContext, q: str = "", selected: UUID | Non
     sql = (
         "SELECT m.id, m.role, m.custom_role_id, r.name AS role_name, u.name, u.email "
         "FROM membership m JOIN app_user u ON u.id = m.user_id "
-        "LEFT JOIN org_role r ON r.org_id = {org} AND r.id = m.custom_role_id WHERE m.org_id = {org} AND m.role <> 'owner'"
+        "LEFT JOIN org_role r ON r.org_id = {org} AND r.id = m.custom_role_id "
+        "WHERE m.org_id = {org} AND m.role <> 'owner' AND m.suspended_at IS NULL"
     )
     if q:
         args.append(like_pattern(q.lower()))
@@ -275,7 +276,7 @@ async def transfer_candidates(ctx: OrgContext, q: str = "", selected: UUID | Non
         chosen = next((r for r in rows if r["id"] == selected), None)
         if chosen is None:
             member = await get_member(ctx, selected)
-            if member is not None and member["role"] != Role.OWNER:
+            if member is not None and member["role"] != Role.OWNER and member["suspended_at"] is None:
                 chosen = member
                 rows.insert(0, member)
     return {"candidates": rows, "more": more, "q": q, "selected": chosen["id"] if chosen else None}
@@ -398,6 +399,8 @@ async def transfer_ownership(ctx: OrgContext, member_id: UUID | None, password: 
     if me["role"] != Role.OWNER:
         raise Forbidden("You are no longer the owner of this organization.")
     target = await _lock_member(ctx, member_id, MEMBER_GONE)
+    if target["suspended_at"] is not None:
+        raise Conflict(f"{target['name']} is suspended by your identity provider: reactivate them there first.")
     await _checkpoint("transfer.locked")
     # Demote first: membership_one_owner admits one owner at a time.
     await ctx.scope.execute("UPDATE membership SET role = 'member' WHERE org_id = {org} AND id = $1", me["id"])

@@ -64,7 +64,7 @@ SELECT me.id, me.user_id, me.last_seen_at, me.email, me.name,
         FROM membership m JOIN organization o ON o.id = m.org_id
         -- a custom role's name: readable for the roles one holds (RLS policy held_roles)
         LEFT JOIN org_role r ON r.org_id = m.org_id AND r.id = m.custom_role_id
-        WHERE m.user_id = me.user_id) AS my_orgs
+        WHERE m.user_id = me.user_id AND m.suspended_at IS NULL) AS my_orgs  -- a suspended membership opens nothing
 FROM me
 """
 
