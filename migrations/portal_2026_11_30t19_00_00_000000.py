@@ -136,12 +136,13 @@ BEGIN
             NULL::varchar, NULL::uuid, NULL::varchar, NULL::varchar[], NULL::uuid, NULL::varchar, NULL::varchar, NULL::varchar[], NULL::uuid, NULL::varchar, NULL::varchar;
         RETURN;
     END IF;
-    -- The creator's membership as it is now, then the token's custom role: membership before role.
+    -- The creator's live membership as it is now (a suspended one counts as none), then the
+    -- token's custom role: membership before role.
     SELECT m.role, m.custom_role_id INTO v_creator_role, v_creator_custom
-      FROM membership m WHERE m.org_id = t.org_id AND m.user_id = t.created_by;
+      FROM membership m WHERE m.org_id = t.org_id AND m.user_id = t.created_by AND m.suspended_at IS NULL;
     IF p_lock AND v_creator_role IS NOT NULL THEN
         SELECT m.role, m.custom_role_id INTO v_creator_role, v_creator_custom
-          FROM membership m WHERE m.org_id = t.org_id AND m.user_id = t.created_by FOR SHARE;
+          FROM membership m WHERE m.org_id = t.org_id AND m.user_id = t.created_by AND m.suspended_at IS NULL FOR SHARE;
     END IF;
     IF v_creator_custom IS NOT NULL THEN
         IF p_lock THEN

@@ -13,7 +13,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 
-from portal.errors import DomainError, NameTaken, TooManyRequests
+from portal.errors import DomainError, NameTaken, NotFound, TooManyRequests
 
 log = logging.getLogger("portal.api")
 
@@ -70,6 +70,8 @@ def handle_domain(request: Request, exc: DomainError) -> Response:
     if isinstance(exc, TooManyRequests):
         headers["Retry-After"] = str(exc.retry_after)
     extra = {"errors": exc.field_errors} if exc.field_errors else {}
+    if isinstance(exc, NotFound) and exc.message == NotFound().message:  # the pages' wording, said for programs
+        return problem(404, "Not found", "No such thing in this organization, or no such organization for this token.")
     if isinstance(exc, NameTaken):
         return problem(409, "Name already taken", next(iter(exc.field_errors.values())), **extra)
     return problem(exc.status_code, exc.title, exc.message, headers=headers, **extra)

@@ -60,7 +60,8 @@ async def test_each_resource_round_trips(plural, api, su):
     taken = await c.post(f"{w.base}/{plural}", json={**create, "name": create["name"].upper()})
     assert taken.status_code == 409
     assert (await c.delete(r.headers["location"])).status_code == 204
-    assert (await c.get(r.headers["location"])).status_code == 404
+    gone = await c.get(r.headers["location"])
+    assert gone.status_code == 404 and gone.json()["detail"].startswith("No such thing in this organization")
     assert (await events(su, w.org, f"{noun}.deleted"))[0]["actor_label"] == "API token “CI”"
 
 
