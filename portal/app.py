@@ -16,6 +16,7 @@ from litestar.types import ASGIApp
 from portal import domains
 from portal.api.auth import TokenContextMiddleware
 from portal.api.openapi import OPENAPI, describe
+from portal.scim import routes as scim
 from portal.web.problems import EXCEPTION_HANDLERS as API_EXCEPTION_HANDLERS
 from portal.accounts.reauth import ReauthenticateMiddleware
 from portal.config import ROOT, Settings, get_settings
@@ -29,7 +30,7 @@ from portal.web.security import add_security_headers
 
 ORG_PREFIX = "/orgs/{slug:str}"
 API_ORG_PREFIX = "/api/v1/orgs/{slug:str}"
-API_PATHS = "^/api/"
+API_PATHS = "^/(api|scim)/"  # bearer tokens only: no session, no CSRF
 
 
 def collect_routes() -> tuple[list, list, list]:
@@ -45,7 +46,7 @@ def create_app(settings: Settings | None = None, *, manage_pool: bool = True, ex
     settings = settings or get_settings()
     top, org, api_routes = collect_routes()
     top = [*top, *(extra_routes or [])]
-    for handler in (*org, *api_routes):
+    for handler in (*org, *api_routes, *scim.SCIM_ROUTES):
         required_permission(handler)  # refuse to start with an org route that names no permission
 
     org_router = Router(
@@ -62,6 +63,14 @@ def create_app(settings: Settings | None = None, *, manage_pool: bool = True, ex
         dependencies={"org": Provide(provide_org, sync_to_thread=False)},
         exception_handlers=API_EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         security=[{"bearer": []}],
+    )
+    scim_router = Router(  # the org's SCIM service: SCIM tokens, the same org entry as the API
+        path=scim.PREFIX,
+        route_handlers=scim.SCIM_ROUTES,
+        middleware=[TokenContextMiddleware],
+        dependencies={"org": Provide(provide_org, sync_to_thread=False)},
+        exception_handlers=scim.EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        include_in_schema=False,
     )
 
     @asynccontextmanager
@@ -85,7 +94,7 @@ def create_app(settings: Settings | None = None, *, manage_pool: bool = True, ex
 
     app = Litestar(
         # The pages are not part of the API's OpenAPI document; the API is.
-        route_handlers=[Router(path="/", route_handlers=[*top, org_router], include_in_schema=False), api_router, static],
+        route_handlers=[Router(path="/", route_handlers=[*top, org_router], include_in_schema=False), api_router, scim_router, static],
         request_class=HTMXRequest,  # ``request.htmx``: whether htmx sent it, its target, history restore…
         middleware=[ClientShareMiddleware, SessionMiddleware, FairShareMiddleware],
         csrf_config=CSRFConfig(

@@ -22,6 +22,7 @@ ROUTE_MODULES = [
     "portal.resources.routes",
     "portal.roles.routes",
     "portal.api.routes",
+    "portal.scim.pages",
     "portal.billing.routes",
     "portal.audit.routes",
     "portal.exports.routes",

@@ -15,6 +15,7 @@ VIEW, MANAGE_RESOURCES, BILLING, AUDIT, EXPORT, MEMBERS, ORG, LEAVE = (
     "view", "manage-resources", "billing", "audit", "export", "manage-members", "manage-org", "leave",
 )
 AGENT = "agent"  # SPEC §11: an agent's own token, and no person's role
+SCIM = "scim"  # SPEC §12: a SCIM token, and no person's role
 
 # SPEC §2, row by row.
 ROLES = ("owner", "billing_admin", "compliance_officer", "member")
@@ -28,6 +29,7 @@ SPEC_HOLDERS = {
     ORG: {"owner"},
     LEAVE: {"billing_admin", "compliance_officer", "member"},
     AGENT: set(),
+    SCIM: set(),
 }
 
 ACCESS = {
@@ -105,6 +107,9 @@ ACCESS.update(
         "GET /orgs/{slug}/api-tokens": MEMBERS,
         "POST /orgs/{slug}/api-tokens": MEMBERS,
         "POST /orgs/{slug}/api-tokens/{token_id}/revoke": MEMBERS,
+        "GET /orgs/{slug}/scim": ORG,
+        "POST /orgs/{slug}/scim": ORG,
+        "POST /orgs/{slug}/scim/{scim_token_id}/revoke": ORG,
         "POST /orgs/{slug}/agents/{agent_id}/tokens": MANAGE_RESOURCES,
         "POST /orgs/{slug}/agents/{agent_id}/tokens/{agent_token_id}/revoke": MANAGE_RESOURCES,
         "GET /orgs/{slug}/roles": MEMBERS,
@@ -178,3 +183,7 @@ API_ACCESS = {
     "PATCH /api/v1/orgs/{slug}/billing": BILLING,
 }
 ACCESS.update(API_ACCESS)
+
+# SPEC §12: the org's SCIM service, one handler for every SCIM path (walked by tests/scim/).
+SCIM_ACCESS = {f"{method} /scim/v2/orgs/{{slug}}/{{path}}": SCIM for method in ("GET", "POST", "PUT", "PATCH", "DELETE")}
+ACCESS.update(SCIM_ACCESS)

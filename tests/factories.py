@@ -240,6 +240,7 @@ class World:
     role: uuid.UUID | None = None
     api_token: uuid.UUID | None = None
     agent_token: uuid.UUID | None = None  # a token of ``agent_free``'s
+    scim_token: uuid.UUID | None = None  # the org's SCIM token
 
 
 async def build_world(su, make_org, make_member, *, objects: bool = True, outsiders: bool = False) -> World:
@@ -263,10 +264,12 @@ async def build_world(su, make_org, make_member, *, objects: bool = True, outsid
         w.role = await add_role(su, org.id)
         w.api_token, _ = await add_api_token(su, org)
         w.agent_token, _ = await add_api_token(su, org, agent_id=w.agent_free)
+        w.scim_token, _ = await add_api_token(su, org, "scim")
         w.params.update(
             role_id=str(w.role),
             token_id=str(w.api_token),
             agent_token_id=str(w.agent_token),
+            scim_token_id=str(w.scim_token),
             agent_id=str(w.agent_free),
             workflow_id=str(w.workflow),
             connection_id=str(w.connection),

@@ -26,11 +26,13 @@ def live_routes(app) -> list[tuple[str, str]]:
 
 
 API_PREFIX = "/api/"
+SCIM_PREFIX = "/scim/"
 
 
 def page_routes(app) -> list[tuple[str, str]]:
-    """``live_routes`` but the JSON API's (bearer tokens, not sessions: tests/api/ walks those)."""
-    return [(m, p) for m, p in live_routes(app) if not p.startswith(API_PREFIX)]
+    """``live_routes`` but the JSON API's and SCIM's (bearer tokens, not sessions: tests/api/ and
+    tests/scim/ walk those)."""
+    return [(m, p) for m, p in live_routes(app) if not p.startswith((API_PREFIX, SCIM_PREFIX))]
 
 
 def api_routes(app) -> list[tuple[str, str]]:

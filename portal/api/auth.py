@@ -46,6 +46,7 @@ STATUS_MESSAGES = {
     "agent_suspended": "That agent token is suspended: the person who created it can no longer manage resources.",
 }
 AGENT_ROLE = "agent"  # api_token.role of an agent's token
+SCIM_ROLE = "scim"  # … and of a SCIM token
 
 
 def bearer(scope: Scope) -> str | None:
@@ -74,12 +75,15 @@ async def enter_token(scope: Scope, perm: Perm, *, lock: bool) -> OrgContext:
     if status != "ok":
         raise Unauthorized(STATUS_MESSAGES[status])
     creator = _perms(row["creator_role"], row["creator_permissions"]) if row["creator_role"] else frozenset()
-    if row["role"] == AGENT_ROLE:
+    if row["role"] == SCIM_ROLE:  # the org's identity provider: an integration of the org, not of its creator
+        perms: frozenset[Perm] = frozenset({Perm.SCIM})
+        role, role_name, label = Role.CUSTOM, "SCIM", f"SCIM: {row['token_name']}"
+    elif row["role"] == AGENT_ROLE:
         if row["agent_status"] != "active":
             raise Unauthorized(STATUS_MESSAGES["paused"])
         if Perm.MANAGE_RESOURCES not in creator:
             raise Unauthorized(STATUS_MESSAGES["agent_suspended"])
-        perms: frozenset[Perm] = frozenset({Perm.AGENT})
+        perms = frozenset({Perm.AGENT})
         role, role_name, label = Role.CUSTOM, "Agent", f"Agent “{row['agent_name']}” (token “{row['token_name']}”)"
     else:
         perms = _perms(row["role"], row["permissions"])
@@ -88,7 +92,11 @@ async def enter_token(scope: Scope, perm: Perm, *, lock: bool) -> OrgContext:
             raise Unauthorized(STATUS_MESSAGES["suspended"])
         role, role_name, label = Role(row["role"]), row["role_name"], f"API token “{row['token_name']}”"
     if perm not in perms:
-        raise Forbidden("An agent's token reaches only its own agent." if row["agent_id"] else "This token's role doesn't allow that.")
+        raise Forbidden(
+            "An agent's token reaches only its own agent." if row["agent_id"]
+            else "A SCIM token reaches only the SCIM service." if row["role"] == SCIM_ROLE
+            else "This token's role doesn't allow that."
+        )
     return OrgContext(
         org=Org(row["org_id"], row["slug"], row["name"]),
         membership_id=row["token_id"],  # a token is no membership; nothing compares the two

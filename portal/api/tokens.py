@@ -91,7 +91,7 @@ async def create_token(ctx: OrgContext, form: Any) -> tuple[UUID, str]:
 _LIST = """SELECT t.id, t.name, t.prefix, t.role, t.custom_role_id, r.name AS role_name, r.permissions AS role_permissions,
                   t.created_by_email, t.created_at, t.expires_at, t.last_used_at, t.revoked_at
            FROM api_token t LEFT JOIN org_role r ON r.org_id = {org} AND r.id = t.custom_role_id
-           WHERE t.org_id = {org} AND t.role <> 'agent'"""
+           WHERE t.org_id = {org} AND t.role NOT IN ('agent', 'scim')"""
 SHOWN = 200
 
 
@@ -152,4 +152,37 @@ async def revoke_agent_token(ctx: OrgContext, agent: Any, token_id: UUID) -> str
         ctx, Action.AGENT_TOKEN_REVOKED, target=("agent", agent["id"], agent["name"]),
         before={"token_id": str(token_id), "name": row["name"], "prefix": row["prefix"]},
     )
+    return row["name"]
+
+
+# -- the org's SCIM tokens (SPEC §12): managed by the owner on /orgs/{slug}/scim ---------------------
+
+_SCIM_LIST = """SELECT t.id, t.name, t.prefix, t.created_by_email, t.created_at, t.expires_at, t.last_used_at, t.revoked_at
+                FROM api_token t WHERE t.org_id = {org} AND t.role = 'scim'"""
+
+
+async def create_scim_token(ctx: OrgContext, form: Any) -> tuple[UUID, str]:
+    errors = common.FormErrors()
+    name, days = _name_and_days(form, errors)
+    errors.raise_if_any()
+    token_id, token = await _issue(ctx, name, days, "scim")
+    await audit.record(
+        ctx, Action.SCIM_TOKEN_CREATED, target=("api_token", token_id, name),
+        after={"name": name, "expires_in_days": days, "prefix": token[:SHOWN_PREFIX]},
+    )
+    return token_id, token
+
+
+async def list_scim_tokens(ctx: OrgContext) -> list[dict]:
+    now = clock.now()
+    rows = await ctx.scope.fetch(_SCIM_LIST + " ORDER BY t.revoked_at IS NOT NULL, t.created_at DESC, t.id DESC LIMIT $1", SHOWN)
+    return [{**row, "state": token_state(row, now)} for row in rows]
+
+
+async def revoke_scim_token(ctx: OrgContext, token_id: UUID) -> str:
+    row = await ctx.scope.fetchrow(_SCIM_LIST + " AND t.id = $1 FOR UPDATE OF t", token_id)
+    if row is None:
+        raise NotFound()
+    await _revoke(ctx, row)
+    await audit.record(ctx, Action.SCIM_TOKEN_REVOKED, target=("api_token", token_id, row["name"]), before={"prefix": row["prefix"]})
     return row["name"]

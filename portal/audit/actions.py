@@ -54,6 +54,8 @@ class Action(StrEnum):
 
     API_TOKEN_CREATED = "api_token.created"
     API_TOKEN_REVOKED = "api_token.revoked"
+    SCIM_TOKEN_CREATED = "scim_token.created"
+    SCIM_TOKEN_REVOKED = "scim_token.revoked"
 
     ROLE_CREATED = "role.created"
     ROLE_UPDATED = "role.updated"

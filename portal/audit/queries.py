@@ -295,12 +295,12 @@ _LIVE_TOKENS = """SELECT t.id, t.name, t.prefix, t.role, r.name AS role_name, a.
                   ORDER BY t.agent_id IS NOT NULL, t.created_at, t.id"""
 
 
+_TOKEN_KINDS = {"agent": "agent token", "scim": "SCIM token"}
+
+
 def _token_row(t: Mapping[str, Any]) -> dict[str, Any]:
-    agent = t["role"] == "agent"
-    return {
-        **dict(t), "kind": "agent token" if agent else "API token",
-        "role_label": f"Agent “{t['agent_name']}”" if agent else role_label(t),
-    }
+    label = {"agent": f"Agent “{t['agent_name']}”", "scim": "SCIM provisioning"}.get(t["role"]) or role_label(t)
+    return {**dict(t), "kind": _TOKEN_KINDS.get(t["role"], "API token"), "role_label": label}
 
 
 @dataclass
@@ -405,6 +405,8 @@ def _csv_role(row: Mapping[str, Any]) -> str:
     ``agent: <its name>``."""
     if row["role"] == "agent":
         return f"agent: {row['agent_name']}"
+    if row["role"] == "scim":
+        return "scim"
     return f"custom: {row['role_label']}" if row["role"] == Role.CUSTOM else row["role"]
 
 

@@ -94,6 +94,17 @@ class Membership(Table, tablename="membership"):
     created_at = Timestamptz(default=TimestamptzNow())
     suspended_at = Timestamptz(null=True, default=None)  # deactivated by the org's identity provider (SCIM)
     scim_managed = Boolean(default=False)  # provisioned by the org's SCIM service
+    # What the org's identity provider says of the member (SCIM, portal.scim): per membership,
+    # since each org of an account has its own IdP.
+    scim_external_id = Varchar(length=200, null=True, default=None)
+    scim_display_name = Varchar(length=200, null=True, default=None)
+    scim_given_name = Varchar(length=200, null=True, default=None)
+    scim_family_name = Varchar(length=200, null=True, default=None)
+    scim_formatted_name = Varchar(length=400, null=True, default=None)
+    scim_emails = JSONB(null=True, default=None)
+    scim_active = Boolean(null=True, default=None)
+    scim_version = Integer(default=1)
+    scim_updated_at = Timestamptz(null=True, default=None)
 
 
 @tenant_table

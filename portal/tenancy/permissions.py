@@ -47,6 +47,8 @@ class Perm(StrEnum):
     # An agent's own token (portal.api.agent): read its agent, its workflows, their connections'
     # non-secret config; record agent.* events. No role of a person carries it, none can grant it.
     AGENT = "agent.self"
+    # A SCIM token (portal.scim): the org's identity provider provisioning members and teams.
+    SCIM = "scim.provision"
 
 
 MATRIX: dict[Role, frozenset[Perm]] = {
@@ -76,6 +78,7 @@ PERM_TEXT: dict[Perm, tuple[str, str]] = {
     ),
     Perm.MANAGE_ORG: ("Manage the organization", "Settings, ownership transfer and deletion: the owner's alone."),
     Perm.LEAVE: ("Leave", "Leave the organization on their own."),
+    Perm.SCIM: ("Provision through SCIM", "SCIM tokens only: the identity provider creates, changes and removes members and teams."),
     Perm.AGENT: ("Act as an agent", "Agent tokens only: their own agent, its workflows and connections, and its audit events."),
 }
 

@@ -139,7 +139,7 @@ class SessionMiddleware:
         if scope["type"] != "http" or scope["path"].startswith("/static/"):
             await self.app(scope, receive, send)
             return
-        if scope["path"].startswith("/api/"):
+        if scope["path"].startswith(("/api/", "/scim/")):
             # The JSON API: bearer tokens only (portal.api.auth). Cookies are not read there, so
             # a browser's session is no credential on it, and there is nothing to forge.
             scope["user"] = None

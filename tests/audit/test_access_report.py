@@ -168,11 +168,13 @@ async def test_programs_that_can_act_are_listed_with_who_created_them(make_world
     agent_name = await su.fetchval("SELECT name FROM agent WHERE id = $1", w.agent_free)
     c = await client_for(w.users["compliance_officer"])
     page = text_of(await c.get(f"/orgs/{w.org.slug}/access-report"))
-    assert "Programs (3)" in page  # the world's member-role token, its agent token, Invoices sync
+    assert "Programs (4)" in page  # the world's member-role token, its agent token, its SCIM token, Invoices sync
+    assert "SCIM provisioning" in page
     assert "Invoices sync" in page and "Billing admin" in page and f"Agent “{agent_name}”" in page
     assert "Old pipeline" not in page and w.users["owner"].email in page
     rows = list(csv.DictReader(io.StringIO((await c.get(f"/orgs/{w.org.slug}/access-report.csv")).text)))
-    tokens = {r["name"]: r for r in rows if r["kind"] in ("API token", "agent token")}
+    tokens = {r["name"]: r for r in rows if r["kind"] in ("API token", "agent token", "SCIM token")}
+    assert [r["role"] for r in tokens.values() if r["kind"] == "SCIM token"] == ["scim"]
     assert tokens["Invoices sync"]["role"] == "billing_admin" and tokens["Invoices sync"]["granted_by"] == w.users["owner"].email
     assert [r["role"] for r in tokens.values() if r["kind"] == "agent token"] == [f"agent: {agent_name}"]
     assert "Old pipeline" not in tokens and all(r["expires_utc"] for r in tokens.values())

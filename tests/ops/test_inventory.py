@@ -27,8 +27,8 @@ def test_every_route_is_public_by_declaration_or_guarded(app):
     unguarded = []
     for path, handler in all_routes(app):
         middleware = handler.resolve_middleware()
-        if path.startswith("/api/"):  # the JSON API: a bearer token on every org route, or public
-            if path.startswith("/api/v1/orgs/{slug}"):
+        if path.startswith(("/api/", "/scim/")):  # the JSON API and SCIM: a bearer token on every org route, or public
+            if path.startswith(("/api/v1/orgs/{slug}", "/scim/v2/orgs/{slug}")):
                 if TokenContextMiddleware not in middleware:
                     unguarded.append((path, "API org route without the token context"))
                 try:
@@ -74,10 +74,11 @@ async def test_anonymous_requests_to_non_public_routes_go_to_sign_in(app, client
             if is_public(path, method):
                 continue
             r = await client.request(method, _fill(path), data={"_csrf_token": await client.ensure_csrf()})
-            if path.startswith("/api/"):  # programs get a Bearer challenge, not a sign-in page
+            if path.startswith(("/api/", "/scim/")):  # programs get a Bearer challenge, not a sign-in page
                 assert r.status_code == 401, (method, path, r.status_code)
                 assert r.headers["www-authenticate"].startswith("Bearer"), (method, path)
-                assert r.headers["content-type"].startswith("application/problem+json"), (method, path)
+                kind = "application/scim+json" if path.startswith("/scim/") else "application/problem+json"
+                assert r.headers["content-type"].startswith(kind), (method, path)
             else:
                 assert r.status_code == 303, (method, path, r.status_code)
                 assert r.headers["location"].startswith("/login?next="), (method, path)

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
-from tests.access_matrix import ACCESS, AGENT, API_ACCESS, AUDIT, BILLING, EXPORT, LEAVE, MANAGE_RESOURCES, MEMBERS, ORG, VIEW
+from tests.access_matrix import ACCESS, AGENT, API_ACCESS, SCIM, AUDIT, BILLING, EXPORT, LEAVE, MANAGE_RESOURCES, MEMBERS, ORG, VIEW
 from tests.factories import Client, add_api_token, add_role, give_role, restock
 from tests.routes import api_walk, fill, live_routes
 
 GRANTABLE = ("resources.manage", "billing.manage", "audit.view", "export.use", "members.manage", "org.leave")
 PERMISSION = {  # the access table's names → SPEC §2's permissions
     VIEW: "org.view", MANAGE_RESOURCES: "resources.manage", BILLING: "billing.manage", AUDIT: "audit.view",
-    EXPORT: "export.use", MEMBERS: "members.manage", ORG: "org.manage", LEAVE: "org.leave", AGENT: "agent.self",
+    EXPORT: "export.use", MEMBERS: "members.manage", ORG: "org.manage", LEAVE: "org.leave", AGENT: "agent.self", SCIM: "scim.provision",
 }
 # Routes that act on something with a role of its own: the world's plain member (``member_id``),
 # pending invite and API token (role member), and its custom role (audit.view + export.use).

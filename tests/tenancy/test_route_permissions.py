@@ -12,6 +12,7 @@ from portal.tenancy.permissions import Perm, allowed
 from tests.access_matrix import (
     ACCESS,
     AGENT,
+    SCIM,
     AUDIT,
     BILLING,
     EXPORT,
@@ -36,6 +37,7 @@ SPEC_PERMISSION = {
     ORG: Perm.MANAGE_ORG,
     LEAVE: Perm.LEAVE,
     AGENT: Perm.AGENT,
+    SCIM: Perm.SCIM,
 }
 
 

@@ -1,0 +1,89 @@
+"""The org's SCIM service, as far as it is built (issue 17): SCIM tokens on the owner's page,
+discovery, Users read and searched with SCIM filters, and the isolation of the new principal."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.access_matrix import SCIM_ACCESS
+from tests.factories import Client, add_api_token, bearer
+
+SCIM_JSON = "application/scim+json"
+
+
+@pytest.fixture
+async def idp(make_world, su, app):
+    w = await make_world()
+    _, token = await add_api_token(su, w.org, "scim", name="Okta")
+    c = Client(app)
+    c.http.headers.update(bearer(token))
+    w.idp, w.base = c.http, f"/scim/v2/orgs/{w.org.slug}"
+    yield w
+    await c.aclose()
+
+
+async def test_the_owner_issues_a_scim_token_and_sees_the_base_url(make_world, client_for, su, app):
+    w = await make_world()
+    owner = await client_for(w.users["owner"])
+    r = await owner.post(f"/orgs/{w.org.slug}/scim", {"name": "Okta", "expires_in_days": "365"})
+    assert r.status_code == 200 and 'id="new-token"' in r.text and f"/scim/v2/orgs/{w.org.slug}" in r.text
+    token = re.search(r'id="new-token">(prt_[A-Za-z0-9_-]+)<', r.text).group(1)
+    assert await su.fetchval("SELECT role FROM api_token WHERE org_id = $1 AND name = 'Okta'", w.org.id) == "scim"
+    c = Client(app)
+    assert (await c.http.get(f"/scim/v2/orgs/{w.org.slug}/ServiceProviderConfig", headers=bearer(token))).status_code == 200
+    token_id = await su.fetchval("SELECT id FROM api_token WHERE org_id = $1 AND name = 'Okta'", w.org.id)
+    assert f'id="token-{token_id}"' in (await owner.get(f"/orgs/{w.org.slug}/scim")).text
+    assert f'id="token-{token_id}"' not in (await owner.get(f"/orgs/{w.org.slug}/api-tokens")).text  # SCIM's own page only
+    revoked = await owner.post(f"/orgs/{w.org.slug}/scim/{token_id}/revoke", {})
+    assert revoked.status_code == 303
+    assert (await c.http.get(f"/scim/v2/orgs/{w.org.slug}/ServiceProviderConfig", headers=bearer(token))).status_code == 401
+    for who in ("member", "billing_admin", "compliance_officer"):
+        assert (await (await client_for(w.users[who])).get(f"/orgs/{w.org.slug}/scim")).status_code == 403
+    await c.aclose()
+
+
+async def test_discovery_answers_scim_json(idp):
+    for path in ("ServiceProviderConfig", "ResourceTypes", "Schemas"):
+        r = await idp.idp.get(f"{idp.base}/{path}")
+        assert r.status_code == 200 and r.headers["content-type"].startswith(SCIM_JSON), path
+    types = (await idp.idp.get(f"{idp.base}/ResourceTypes")).json()
+    assert {t["name"] for t in types["Resources"]} >= {"User", "Group"}
+
+
+async def test_users_are_the_org_s_members_searched_with_scim_filters(idp, make_world):
+    w, c = idp, idp.idp
+    listed = (await c.get(f"{w.base}/Users")).json()
+    emails = {u["userName"] for u in listed["Resources"]}
+    assert {u.email for u in w.users.values()} <= emails and listed["totalResults"] == len(emails)
+    other = await make_world()
+    assert not emails & {u.email for u in other.users.values()}
+    admin = w.users["billing_admin"]
+    found = (await c.get(f"{w.base}/Users", params={"filter": f'userName eq "{admin.email.upper()}"'})).json()
+    assert found["totalResults"] == 1 and found["Resources"][0]["userName"] == admin.email
+    user = (await c.get(f"{w.base}/Users/{found['Resources'][0]['id']}")).json()
+    assert user["urn:ietf:params:scim:schemas:extension:praesidia:2.0:User"]["role"] == "billing_admin"
+    page = (await c.get(f"{w.base}/Users", params={"startIndex": 2, "count": 2})).json()
+    assert page["startIndex"] == 2 and len(page["Resources"]) == 2 and page["totalResults"] == len(emails)
+    bad = await c.get(f"{w.base}/Users", params={"filter": 'title eq "x"'})
+    assert bad.status_code == 400 and bad.json()["scimType"] == "invalidFilter"
+    assert (await c.get(f"{w.base}/Users/{other.memberships['member']}")).status_code == 404  # another org's member
+    assert (await c.get(f"{w.base}/Users/not-an-id")).status_code == 404
+
+
+async def test_the_scim_token_reaches_scim_only_and_other_credentials_never_reach_scim(idp, make_world, su, app, client_for):
+    w = idp
+    assert (await w.idp.get(f"/api/v1/orgs/{w.org.slug}/agents")).status_code == 403  # no JSON API for SCIM
+    _, api_token = await add_api_token(su, w.org, "member")
+    other = await make_world()
+    _, theirs = await add_api_token(su, other.org, "scim")
+    browser = await client_for(w.users["owner"])
+    c = Client(app)
+    for headers, code in (({}, 401), (bearer(api_token), 403), (bearer(theirs), 404), (bearer("prt_" + "A" * 43), 401)):
+        for method in sorted({k.split()[0] for k in SCIM_ACCESS}):
+            r = await c.http.request(method, f"{w.base}/Users", headers=headers, json={"userName": "x@example.com"})
+            assert r.status_code == code and r.headers["content-type"].startswith(SCIM_JSON), (headers, method, r.status_code)
+            assert r.json()["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
+    assert (await browser.get(f"{w.base}/Users")).status_code == 401  # a session is no credential here
+    await c.aclose()
