@@ -18,6 +18,9 @@ class Action(StrEnum):
     MEMBER_ROLE_CHANGED = "member.role_changed"
     MEMBER_REMOVED = "member.removed"
     MEMBER_LEFT = "member.left"
+    MEMBER_SUSPENDED = "member.suspended"  # by the org's identity provider (SCIM active=false)
+    MEMBER_REACTIVATED = "member.reactivated"
+    MEMBER_SCIM_UPDATED = "member.scim_updated"  # name, emails, externalId … as the IdP keeps them
 
     INVITE_CREATED = "invite.created"
     INVITE_RESENT = "invite.resent"

@@ -150,7 +150,7 @@ async def seat_usage(ctx: OrgContext, now: datetime, *, with_roles: bool = False
     return dict(row)
 
 
-async def _check_seats(ctx: OrgContext, now: datetime) -> None:
+async def check_seats(ctx: OrgContext, now: datetime) -> None:
     usage = await seat_usage(ctx, now)
     if usage["seats"] is not None and usage["members"] + usage["pending"] >= usage["seats"]:
         raise Invalid(
@@ -217,7 +217,7 @@ async def create_invite(ctx: OrgContext, raw_email: str, raw_role: str) -> Outgo
             field_errors={"email": f"{email} already has a pending invite. Resend it from the list below if the email got lost."},
         )
     await _check_rate(ctx, now)
-    await _check_seats(ctx, now)
+    await check_seats(ctx, now)
     if pending:  # expired: retire it, the new invite takes its place (as a revoke would: within one's permissions)
         roles.require_within(ctx, roles.of_row(pending), "replace their expired invite")
         await ctx.scope.execute("UPDATE invite SET superseded_at = $2 WHERE org_id = {org} AND id = $1", pending["id"], now)
@@ -259,7 +259,7 @@ async def resend_invite(ctx: OrgContext, invite_id: UUID) -> Outgoing:
     roles.require_within(ctx, held, "resend this invite")
     await _check_rate(ctx, now)
     if old["expires_at"] <= now:  # an expired invite holds no seat until it is renewed
-        await _check_seats(ctx, now)
+        await check_seats(ctx, now)
     await ctx.scope.execute("UPDATE invite SET superseded_at = $2 WHERE org_id = {org} AND id = $1", invite_id, now)
     new_id, expires_at, token = await _insert(ctx, old["email"], old["role"], old["custom_role_id"], now)
     await ctx.scope.execute("UPDATE invite SET replaced_by = $2 WHERE org_id = {org} AND id = $1", invite_id, new_id)

@@ -22,8 +22,9 @@ from scim2_server.responses import ScimResponse
 
 from portal.config import get_settings
 from portal.errors import DomainError
+from portal.mail import background
 from portal.scim.models import PROVIDER
-from portal.scim.service import OrgStorage, PortalService
+from portal.scim.service import OrgStorage, PortalService, send_set_password_links
 from portal.tenancy.context import OrgContext
 from portal.tenancy.permissions import Perm
 
@@ -52,13 +53,16 @@ async def scim_endpoint(request: Request, org: NamedDependency[OrgContext], path
         method=request.method, base_url=base, path=path.lstrip("/"), query=dict(request.query_params),
         headers=list(request.headers.items()), body=await request.body(),
     )
+    storage = OrgStorage(org, writing=request.method != "GET")
     with PROVIDER:
         try:
-            answer = await AsyncScimHandler(service, OrgStorage(org)).handle(scim_request)
+            answer = await AsyncScimHandler(service, storage).handle(scim_request)
         except Exception as exc:  # a SCIMException is its error body; anything else a 500 body, logged by scim2-server
             answer = service.error_response(exc)
     if int(answer.status) >= 400:
         raise ScimAnswer(answer)  # the request's transaction rolls back
+    if storage.new_accounts:  # mailed once this request's transaction has committed
+        background.spawn(send_set_password_links(org.org.id, storage.new_accounts), what="SCIM set-password links")
     return _response(answer)
 
 

@@ -2,8 +2,10 @@
 
 scim2-server does the protocol (routing, request validation, PATCH application, ETags, error
 bodies); ``OrgStorage`` is the org's data, read and written through the org's ``TenantScope``
-inside the request's transaction, exactly like a page. Being built (issue 17): Users can be read
-and searched; creating, changing and deleting them, and Groups, come next (``docs/scim.md``).
+inside the request's transaction, exactly like a page. A write reads the membership locked
+(``FOR UPDATE``, after the org row ``enter_token`` locked): a person editing the same member
+waits or is waited for, as with role changes. Being built (issue 17): Groups come next
+(``docs/scim.md``).
 """
 
 from __future__ import annotations
@@ -12,14 +14,24 @@ import json
 from typing import Any
 from uuid import UUID
 
+import secrets
+
 from scim2_models import (
-    Context, Meta, NotFoundException, NotImplementedException, Resource, ResourceType, SearchRequest,
+    ConflictException, Context, InvalidValueException, Meta, NotFoundException, NotImplementedException,
+    PreconditionFailedException, Resource,
+    ResourceType, SearchRequest, UniquenessException,
 )
 from scim2_server.service import ScimService
 from scim2_server.storage import AsyncScimStorage, SearchPage
 
+from portal import clock, emails
+from portal.audit import service as audit
+from portal.audit.actions import Action
+from portal.db import engine as db
+from portal.invites.service import check_seats
 from portal.scim import models
 from portal.scim.filters import Col, JsonItems, where_clause
+from portal.tenancy import scope as tenancy
 from portal.tenancy.context import OrgContext
 
 USER_COLUMNS = {
@@ -32,7 +44,7 @@ USER_COLUMNS = {
     ("emails", "value"): JsonItems("m.scim_emails"),
     ("emails", "type"): JsonItems("m.scim_emails"),
 }
-_USER = """SELECT m.id, u.email, u.name, m.role, r.name AS role_name, m.suspended_at, m.scim_active, m.scim_external_id,
+_USER = """SELECT m.id, u.email, u.name, m.role, m.custom_role_id, r.name AS role_name, m.suspended_at, m.scim_active, m.scim_external_id,
                   m.scim_display_name, m.scim_given_name, m.scim_family_name, m.scim_formatted_name, m.scim_emails,
                   m.scim_version, m.created_at, coalesce(m.scim_updated_at, m.created_at) AS updated_at
            FROM membership m JOIN app_user u ON u.id = m.user_id
@@ -70,19 +82,138 @@ def _key(resource_id: str) -> UUID:
         raise NotFoundException(detail="No such resource in this organization.") from None
 
 
+ASSIGNABLE = {"member", "billing_admin", "compliance_officer"}
+NO_PASSWORD = "!scim:"  # an account provisioned by SCIM, until its person sets a password (never verifies)
+
+
 class OrgStorage(AsyncScimStorage):
     """One organization's Users (its memberships)."""
 
-    def __init__(self, ctx: OrgContext) -> None:
+    def __init__(self, ctx: OrgContext, *, writing: bool = False) -> None:
         self.ctx = ctx
+        self.writing = writing  # lock what is read: a write follows
+        self.new_accounts: list[UUID] = []  # to be sent a set-password link once the transaction commits
+
+    async def _row(self, member_id: UUID, *, lock: bool) -> Any:
+        row = await self.ctx.scope.fetchrow(_USER + " AND m.id = $1" + (" FOR UPDATE OF m" if lock else ""), member_id)
+        if row is None:
+            raise NotFoundException(detail="No such resource in this organization.")
+        return row
 
     async def get(self, resource_type: ResourceType, resource_id: str, *, response_parameters=None) -> Resource:
         if resource_type.name != "User":
             raise NotImplementedException(detail="Groups are not served yet.")
-        row = await self.ctx.scope.fetchrow(_USER + " AND m.id = $1", _key(resource_id))
-        if row is None:
-            raise NotFoundException(detail="No such resource in this organization.")
-        return _user(row)
+        return _user(await self._row(_key(resource_id), lock=self.writing))
+
+    async def _role(self, user: Resource) -> tuple[str, UUID | None]:
+        """The role the IdP asks for: a built-in one (never owner) or one of the org's custom roles by name."""
+        extension = user[models.PraesidiaUser]
+        wanted = (extension.role if extension else None) or "member"
+        if wanted in ASSIGNABLE:
+            return wanted, None
+        custom = await self.ctx.scope.fetchval("SELECT r.id FROM org_role r WHERE r.org_id = {org} AND lower(r.name) = lower($1)", wanted)
+        if custom is None:
+            raise InvalidValueException(detail=f"“{wanted}” is not a role of this organization (the owner's is never given by SCIM).")
+        return "custom", custom
+
+    def _attributes(self, user: Resource) -> list[Any]:
+        name = user.name
+        return [
+            user.external_id, user.display_name,
+            name.given_name if name else None, name.family_name if name else None, name.formatted if name else None,
+            json.dumps([e.model_dump(exclude_none=True, mode="json") for e in user.emails]) if user.emails else None,
+            user.active,
+        ]
+
+    async def create(self, resource_type, resource):
+        if resource_type.name != "User":
+            raise NotImplementedException(detail="Groups are not served yet.")
+        try:
+            email = emails.normalize(resource.user_name or "")
+        except ValueError as exc:
+            raise InvalidValueException(detail=f"userName must be an email address: {exc}") from None
+        role, custom_role_id = await self._role(resource)
+        try:
+            await check_seats(self.ctx, clock.now())
+        except Exception as exc:  # portal.errors.Invalid: every seat taken
+            raise ConflictException(detail=str(exc)) from None
+        accounts = db.current_connection()  # a global table: the request's own connection, no tenant filter
+        account = await accounts.fetchrow("SELECT id, name FROM app_user WHERE email = $1", email)
+        if account is None:
+            display = resource.display_name or (resource.name.formatted if resource.name else None) or email.split("@")[0]
+            account = await accounts.fetchrow(
+                "INSERT INTO app_user (email, name, password_hash) VALUES ($1, $2, $3) RETURNING id, name",
+                email, display[:100], NO_PASSWORD + secrets.token_urlsafe(16),
+            )
+            self.new_accounts.append(account["id"])
+        if resource.external_id and await self.ctx.scope.fetchval(
+            "SELECT 1 FROM membership m WHERE m.org_id = {org} AND m.scim_external_id = $1", resource.external_id
+        ):
+            raise UniquenessException(detail="Another member of this organization has this externalId.")
+        member_id = await self.ctx.scope.fetchval(
+            """INSERT INTO membership (org_id, user_id, role, custom_role_id, scim_managed, scim_external_id, scim_display_name,
+                                       scim_given_name, scim_family_name, scim_formatted_name, scim_emails, scim_active,
+                                       suspended_at, scim_updated_at)
+               VALUES ({org}, $1, $2, $3, true, $4, $5, $6, $7, $8, $9::jsonb, $10, CASE WHEN $10 IS FALSE THEN now() END, now())
+               ON CONFLICT (org_id, user_id) DO NOTHING RETURNING id""",
+            account["id"], role, custom_role_id, *self._attributes(resource),
+        )
+        if member_id is None:
+            raise UniquenessException(detail="This person is already a member of this organization.")
+        await audit.record(
+            self.ctx, Action.MEMBER_JOINED, target=("membership", member_id, email),
+            after={"role": role, **({"custom_role_id": str(custom_role_id)} if custom_role_id else {}), "via": "scim"},
+        )
+        return _user(await self._row(member_id, lock=False))
+
+    async def update(self, resource_type, resource, *, expected_version=None):
+        if resource_type.name != "User":
+            raise NotImplementedException(detail="Groups are not served yet.")
+        current = await self._row(_key(resource.id), lock=True)
+        if expected_version is not None and expected_version != f'W/"{current["scim_version"]}"':
+            raise PreconditionFailedException()
+        if (resource.user_name or "").strip().lower() != current["email"]:
+            raise ConflictException(detail="userName is the person's sign-in email: it can't be changed through SCIM.")
+        owner = current["role"] == "owner"
+        if owner:
+            extension = resource[models.PraesidiaUser]
+            if resource.active is False or (extension.role if extension else None) != "owner":
+                raise ConflictException(detail="The owner can't be suspended or given another role through SCIM.")
+            role, custom_role_id = "owner", None
+        else:
+            role, custom_role_id = await self._role(resource)
+        label = current["email"]
+        if not owner and (role, custom_role_id) != (current["role"], current["custom_role_id"]):
+            await self.ctx.scope.execute(
+                "UPDATE membership SET role = $2, custom_role_id = $3 WHERE org_id = {org} AND id = $1", current["id"], role, custom_role_id
+            )
+            await audit.record(self.ctx, Action.MEMBER_ROLE_CHANGED, target=("membership", current["id"], label),
+                               before={"role": current["role"]}, after={"role": role, "via": "scim"})
+        suspended = resource.active is False
+        if suspended != (current["suspended_at"] is not None):
+            await self.ctx.scope.execute(
+                "UPDATE membership SET suspended_at = CASE WHEN $2 THEN now() END WHERE org_id = {org} AND id = $1", current["id"], suspended
+            )
+            await audit.record(self.ctx, Action.MEMBER_SUSPENDED if suspended else Action.MEMBER_REACTIVATED,
+                               target=("membership", current["id"], label))
+        await self.ctx.scope.execute(
+            """UPDATE membership SET scim_external_id = $2, scim_display_name = $3, scim_given_name = $4, scim_family_name = $5,
+                      scim_formatted_name = $6, scim_emails = $7::jsonb, scim_active = $8, scim_version = scim_version + 1,
+                      scim_updated_at = now()
+               WHERE org_id = {org} AND id = $1""",
+            current["id"], *self._attributes(resource),
+        )
+        return _user(await self._row(current["id"], lock=False))
+
+    async def delete(self, resource_type, resource_id, *, expected_version=None):
+        if resource_type.name != "User":
+            raise NotImplementedException(detail="Groups are not served yet.")
+        current = await self._row(_key(resource_id), lock=True)
+        if current["role"] == "owner":
+            raise ConflictException(detail="The owner can't be removed through SCIM: ownership is transferred first.")
+        await self.ctx.scope.execute("DELETE FROM membership WHERE org_id = {org} AND id = $1", current["id"])
+        await audit.record(self.ctx, Action.MEMBER_REMOVED, target=("membership", current["id"], current["email"]),
+                           before={"role": current["role"], "via": "scim"})
 
     async def search(self, resource_types: list[ResourceType], search_request: SearchRequest, *, position=None) -> SearchPage:
         if len(resource_types) != 1 or resource_types[0].name != "User":
@@ -99,11 +230,22 @@ class OrgStorage(AsyncScimStorage):
         )
         return SearchPage(total=total, resources=[_user(r) for r in rows])
 
-    async def create(self, resource_type, resource):
-        raise NotImplementedException(detail="Provisioning is being built.")
 
-    async def update(self, resource_type, resource, *, expected_version=None):
-        raise NotImplementedException(detail="Provisioning is being built.")
 
-    async def delete(self, resource_type, resource_id, *, expected_version=None):
-        raise NotImplementedException(detail="Provisioning is being built.")
+async def send_set_password_links(org_id: UUID, user_ids: list[UUID]) -> None:
+    """Each account the provisioning request created gets its link to set a password (the reset
+    link, bound to the placeholder hash: it dies once used), once that request has committed.
+    Spawned in the background: it waits on the org row the request holds, so a request that
+    rolled back created nobody and nothing is sent."""
+    from portal.accounts import reset  # the accounts layer sits above this one
+
+    async with db.transaction() as conn:
+        await conn.execute("SELECT set_config('lock_timeout', '30s', true)")
+        await tenancy.enter(org_id)
+        await conn.fetchval("SELECT 1 FROM organization WHERE id = $1 FOR SHARE", org_id)
+        rows = await conn.fetch(
+            "SELECT id, email, name, password_hash FROM app_user WHERE id = ANY($1::uuid[]) AND starts_with(password_hash, $2)",
+            user_ids, NO_PASSWORD,
+        )
+    for row in rows:
+        await reset._send(dict(row))

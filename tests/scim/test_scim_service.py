@@ -8,7 +8,7 @@ import re
 import pytest
 
 from tests.access_matrix import SCIM_ACCESS
-from tests.factories import Client, add_api_token, bearer
+from tests.factories import Client, add_api_token, bearer, events
 
 SCIM_JSON = "application/scim+json"
 
@@ -87,3 +87,70 @@ async def test_the_scim_token_reaches_scim_only_and_other_credentials_never_reac
             assert r.json()["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
     assert (await browser.get(f"{w.base}/Users")).status_code == 401  # a session is no credential here
     await c.aclose()
+
+
+USER = "urn:ietf:params:scim:schemas:core:2.0:User"
+EXT = "urn:ietf:params:scim:schemas:extension:praesidia:2.0:User"
+PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+
+
+async def test_provisioning_a_new_person_creates_an_account_without_a_password_and_mails_a_link(idp, su, smtp_sink, client_for):
+    from portal.mail import background
+
+    w, c = idp, idp.idp
+    body = {"schemas": [USER, EXT], "userName": "New.Hire@Example.test", "name": {"givenName": "New", "familyName": "Hire"},
+            "displayName": "New Hire", "externalId": "okta-1", "emails": [{"value": "new.hire@example.test", "type": "work"}],
+            EXT: {"role": "billing_admin"}}
+    r = await c.post(f"{w.base}/Users", json=body, headers={"Content-Type": SCIM_JSON})
+    assert r.status_code == 201, r.text
+    user = r.json()
+    assert user["userName"] == "new.hire@example.test" and user[EXT]["role"] == "billing_admin" and user["externalId"] == "okta-1"
+    row = await su.fetchrow("SELECT m.role, m.scim_managed, u.password_hash FROM membership m JOIN app_user u ON u.id = m.user_id WHERE m.id = $1", user["id"])
+    assert row["role"] == "billing_admin" and row["scim_managed"] and row["password_hash"].startswith("!scim:")
+    await background.drain()
+    mails = await smtp_sink.wait_for(1)
+    assert "new.hire@example.test" in str(mails[0]["To"]) and "/reset-password/" in mails[0].as_string()
+    joined = [e for e in await events(su, w.org, "member.joined") if "scim" in (e["after"] or "")]
+    assert joined and joined[0]["actor_label"] == "SCIM: Okta"
+    again = await c.post(f"{w.base}/Users", json=body, headers={"Content-Type": SCIM_JSON})
+    assert again.status_code == 409 and again.json()["scimType"] == "uniqueness"
+
+
+async def test_an_account_of_another_org_just_gains_a_membership(idp, make_world, su):
+    w, c = idp, idp.idp
+    other = await make_world()
+    person = other.users["member"]
+    before = await su.fetchval("SELECT password_hash FROM app_user WHERE id = $1", person.id)
+    r = await c.post(f"{w.base}/Users", json={"schemas": [USER], "userName": person.email}, headers={"Content-Type": SCIM_JSON})
+    assert r.status_code == 201 and EXT not in r.json()  # the default role: member
+    assert await su.fetchval("SELECT password_hash FROM app_user WHERE id = $1", person.id) == before
+
+
+async def test_deactivating_suspends_reactivating_restores_delete_removes(idp, su, client_for):
+    w, c = idp, idp.idp
+    member = w.users["member"]
+    browser = await client_for(member)
+    mid = str(w.memberships["member"])
+    off = {"schemas": [PATCH], "Operations": [{"op": "Replace", "path": "active", "value": "False"}]}  # as Entra sends it
+    r = await c.patch(f"{w.base}/Users/{mid}", json=off, headers={"Content-Type": SCIM_JSON})
+    assert r.status_code == 200 and r.json()["active"] is False, r.text
+    assert (await browser.get(f"/orgs/{w.org.slug}/agents")).status_code == 404  # the very next request
+    on = {"schemas": [PATCH], "Operations": [{"op": "replace", "value": {"active": True}}]}  # as Okta sends it
+    assert (await c.patch(f"{w.base}/Users/{mid}", json=on, headers={"Content-Type": SCIM_JSON})).json()["active"] is True
+    assert (await browser.get(f"/orgs/{w.org.slug}/agents")).status_code == 200
+    actions = [e["action"] for e in await events(su, w.org) if e["actor_label"] == "SCIM: Okta"]
+    assert "member.suspended" in actions and "member.reactivated" in actions
+    assert (await c.delete(f"{w.base}/Users/{mid}")).status_code == 204
+    assert await su.fetchval("SELECT count(*) FROM membership WHERE id = $1", w.memberships["member"]) == 0
+    assert await su.fetchval("SELECT count(*) FROM app_user WHERE id = $1", member.id) == 1  # never the account
+
+
+async def test_the_owner_is_never_suspended_demoted_or_removed_through_scim(idp, su):
+    w, c = idp, idp.idp
+    oid = str(w.memberships["owner"])
+    for op in ({"op": "replace", "path": "active", "value": False}, {"op": "add", "path": f"{EXT}:role", "value": "member"}):
+        r = await c.patch(f"{w.base}/Users/{oid}", json={"schemas": [PATCH], "Operations": [op]}, headers={"Content-Type": SCIM_JSON})
+        assert r.status_code in (200, 409), r.text
+    assert await su.fetchval("SELECT role FROM membership WHERE id = $1", w.memberships["owner"]) == "owner"
+    assert await su.fetchval("SELECT suspended_at FROM membership WHERE id = $1", w.memberships["owner"]) is None
+    assert (await c.delete(f"{w.base}/Users/{oid}")).status_code == 409
