@@ -30,6 +30,7 @@ ALTER TABLE membership
     ADD COLUMN scim_active boolean,
     ADD COLUMN scim_version integer NOT NULL DEFAULT 1,
     ADD COLUMN scim_updated_at timestamptz;
+ALTER TABLE team ADD COLUMN scim_external_id varchar(200);
 CREATE UNIQUE INDEX membership_scim_external_id ON membership (org_id, scim_external_id) WHERE scim_external_id IS NOT NULL;
 """
 

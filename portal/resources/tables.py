@@ -64,6 +64,7 @@ class Team(Table, tablename="team"):
     created_by = UUID(null=True, default=None)
     created_at = Timestamptz(default=TimestamptzNow())
     updated_at = Timestamptz(default=TimestamptzNow())
+    scim_external_id = Varchar(length=200, null=True, default=None)  # the IdP's id for the team (SCIM Group)
 
 
 @tenant_table

@@ -11,10 +11,11 @@ waits or is waited for, as with role changes. Being built (issue 17): Groups com
 from __future__ import annotations
 
 import json
+import secrets
 from typing import Any
 from uuid import UUID
 
-import secrets
+import asyncpg
 
 from scim2_models import (
     ConflictException, Context, InvalidValueException, Meta, NotFoundException, NotImplementedException,
@@ -29,6 +30,7 @@ from portal.audit import service as audit
 from portal.audit.actions import Action
 from portal.db import engine as db
 from portal.invites.service import check_seats
+from portal.resources.common import NAME_MAX, savepoint
 from portal.scim import models
 from portal.scim.filters import Col, JsonItems, where_clause
 from portal.tenancy import scope as tenancy
@@ -52,6 +54,17 @@ _USER = """SELECT m.id, u.email, u.name, m.role, m.custom_role_id, r.name AS rol
            WHERE m.org_id = {org}"""
 
 
+GROUP_COLUMNS = {
+    ("id", None): Col("t.id::text"),
+    ("display_name", None): Col("t.name"),
+    ("external_id", None): Col("t.scim_external_id"),
+}
+_GROUP = """SELECT t.id, t.name, t.scim_external_id, t.created_at, t.updated_at,
+                   (SELECT coalesce(array_agg(tm.membership_id ORDER BY tm.created_at, tm.membership_id), '{}')
+                    FROM team_member tm WHERE tm.org_id = {org} AND tm.team_id = t.id) AS members
+            FROM team t WHERE t.org_id = {org}"""
+
+
 class PortalService(ScimService):
     def patch_response(self, base_url, resource, response_parameters):
         """200 with the resource (RFC 7644 §3.5.2 allows 204; IdP conformance probes want the resource)."""
@@ -73,6 +86,14 @@ def _user(row: Any) -> Resource:
         user[models.PraesidiaUser] = models.PraesidiaUser(role=role)
     user.meta = Meta(resource_type="User", created=row["created_at"], last_modified=row["updated_at"], version=f'W/"{row["scim_version"]}"')
     return user
+
+
+def _group(row: Any) -> Resource:
+    members = [models.GroupMember(value=str(m), ref=f"Users/{m}", type="User") for m in row["members"]]
+    group = models.Group(id=str(row["id"]), display_name=row["name"], external_id=row["scim_external_id"], members=members or None)
+    version = f'W/"{int(row["updated_at"].timestamp() * 1_000_000)}"'
+    group.meta = Meta(resource_type="Group", created=row["created_at"], last_modified=row["updated_at"], version=version)
+    return group
 
 
 def _key(resource_id: str) -> UUID:
@@ -101,9 +122,17 @@ class OrgStorage(AsyncScimStorage):
         return row
 
     async def get(self, resource_type: ResourceType, resource_id: str, *, response_parameters=None) -> Resource:
-        if resource_type.name != "User":
-            raise NotImplementedException(detail="Groups are not served yet.")
+        if resource_type.name == "Group":
+            return _group(await self._team(_key(resource_id), lock=self.writing))
         return _user(await self._row(_key(resource_id), lock=self.writing))
+
+    async def _team(self, team_id: UUID, *, lock: bool) -> Any:
+        if lock:
+            await self.ctx.scope.execute("SELECT 1 FROM team t WHERE t.org_id = {org} AND t.id = $1 FOR UPDATE", team_id)
+        row = await self.ctx.scope.fetchrow(_GROUP + " AND t.id = $1", team_id)
+        if row is None:
+            raise NotFoundException(detail="No such resource in this organization.")
+        return row
 
     async def _role(self, user: Resource) -> tuple[str, UUID | None]:
         """The role the IdP asks for: a built-in one (never owner) or one of the org's custom roles by name."""
@@ -126,8 +155,8 @@ class OrgStorage(AsyncScimStorage):
         ]
 
     async def create(self, resource_type, resource):
-        if resource_type.name != "User":
-            raise NotImplementedException(detail="Groups are not served yet.")
+        if resource_type.name == "Group":
+            return await _create_group(self, resource)
         try:
             email = emails.normalize(resource.user_name or "")
         except ValueError as exc:
@@ -167,8 +196,8 @@ class OrgStorage(AsyncScimStorage):
         return _user(await self._row(member_id, lock=False))
 
     async def update(self, resource_type, resource, *, expected_version=None):
-        if resource_type.name != "User":
-            raise NotImplementedException(detail="Groups are not served yet.")
+        if resource_type.name == "Group":
+            return await _update_group(self, resource, expected_version)
         current = await self._row(_key(resource.id), lock=True)
         if expected_version is not None and expected_version != f'W/"{current["scim_version"]}"':
             raise PreconditionFailedException()
@@ -206,8 +235,12 @@ class OrgStorage(AsyncScimStorage):
         return _user(await self._row(current["id"], lock=False))
 
     async def delete(self, resource_type, resource_id, *, expected_version=None):
-        if resource_type.name != "User":
-            raise NotImplementedException(detail="Groups are not served yet.")
+        if resource_type.name == "Group":
+            team = await self._team(_key(resource_id), lock=True)
+            await self.ctx.scope.execute("DELETE FROM team WHERE org_id = {org} AND id = $1", team["id"])
+            await audit.record(self.ctx, Action.TEAM_DELETED, target=("team", team["id"], team["name"]),
+                               before={"name": team["name"], "members": len(team["members"]), "via": "scim"})
+            return
         current = await self._row(_key(resource_id), lock=True)
         if current["role"] == "owner":
             raise ConflictException(detail="The owner can't be removed through SCIM: ownership is transferred first.")
@@ -216,20 +249,20 @@ class OrgStorage(AsyncScimStorage):
                            before={"role": current["role"], "via": "scim"})
 
     async def search(self, resource_types: list[ResourceType], search_request: SearchRequest, *, position=None) -> SearchPage:
-        if len(resource_types) != 1 or resource_types[0].name != "User":
-            raise NotImplementedException(detail="Only Users can be searched so far.")
-        where, params = where_clause(search_request.filter, USER_COLUMNS)
+        if len(resource_types) != 1:
+            raise NotImplementedException(detail="Search across resource types is not supported: search Users or Groups.")
+        groups = resource_types[0].name == "Group"
+        where, params = where_clause(search_request.filter, GROUP_COLUMNS if groups else USER_COLUMNS)
         n = len(params)
-        total = await self.ctx.scope.fetchval(
-            f"SELECT count(*) FROM membership m JOIN app_user u ON u.id = m.user_id WHERE m.org_id = {{org}} AND {where}", *params
-        )
+        counted = "team t WHERE t.org_id = {org}" if groups else "membership m JOIN app_user u ON u.id = m.user_id WHERE m.org_id = {org}"
+        total = await self.ctx.scope.fetchval(f"SELECT count(*) FROM {counted} AND {where}", *params)
         count = search_request.count if search_request.count is not None else 100
+        order = "t.created_at, t.id" if groups else "m.created_at, m.id"
         rows = await self.ctx.scope.fetch(
-            f"{_USER} AND {where} ORDER BY m.created_at, m.id OFFSET ${n + 1} LIMIT ${n + 2}",
+            f"{_GROUP if groups else _USER} AND {where} ORDER BY {order} OFFSET ${n + 1} LIMIT ${n + 2}",
             *params, search_request.start_index_0 or 0, count,
         )
-        return SearchPage(total=total, resources=[_user(r) for r in rows])
-
+        return SearchPage(total=total, resources=[(_group if groups else _user)(r) for r in rows])
 
 
 async def send_set_password_links(org_id: UUID, user_ids: list[UUID]) -> None:
@@ -249,3 +282,86 @@ async def send_set_password_links(org_id: UUID, user_ids: list[UUID]) -> None:
         )
     for row in rows:
         await reset._send(dict(row))
+
+
+# -- Groups: the org's teams ------------------------------------------------------------------
+
+
+def _team_name(group: Resource) -> str:
+    name = " ".join((group.display_name or "").split())
+    if not name or len(name) > NAME_MAX:
+        raise InvalidValueException(detail=f"displayName: 1 to {NAME_MAX} characters.")
+    return name
+
+
+async def _members_of_org(ctx: OrgContext, group: Resource) -> list[UUID]:
+    """The members the group names that are this org's, in order (others are ignored, as IdPs expect)."""
+    wanted = []
+    for member in group.members or []:
+        try:
+            wanted.append(UUID(str(member.value)))
+        except (ValueError, TypeError):
+            continue
+    if not wanted:
+        return []
+    rows = await ctx.scope.fetch("SELECT m.id FROM membership m WHERE m.org_id = {org} AND m.id = ANY($1::uuid[]) FOR KEY SHARE", wanted)
+    found = {r["id"] for r in rows}
+    return [m for m in dict.fromkeys(wanted) if m in found]
+
+
+async def _set_members(ctx: OrgContext, team_id: UUID, name: str, members: list[UUID], before: list[UUID]) -> None:
+    added, removed = [m for m in members if m not in before], [m for m in before if m not in members]
+    if removed:
+        await ctx.scope.execute(
+            "DELETE FROM team_member WHERE org_id = {org} AND team_id = $1 AND membership_id = ANY($2::uuid[])", team_id, removed
+        )
+    for membership_id in added:
+        await ctx.scope.execute(
+            "INSERT INTO team_member (org_id, team_id, membership_id, created_by) VALUES ({org}, $1, $2, $3)",
+            team_id, membership_id, ctx.user_id,
+        )
+    for action, ids in ((Action.TEAM_MEMBER_ADDED, added), (Action.TEAM_MEMBER_REMOVED, removed)):
+        for membership_id in ids:
+            await audit.record(ctx, action, target=("team", team_id, name), after={"membership_id": str(membership_id), "via": "scim"})
+
+
+async def _create_group(storage: OrgStorage, group: Resource) -> Resource:
+    ctx, name = storage.ctx, _team_name(group)
+    try:
+        async with savepoint():
+            team_id = await ctx.scope.fetchval(
+                "INSERT INTO team (org_id, name, scim_external_id, created_by) VALUES ({org}, $1, $2, $3) RETURNING id",
+                name, group.external_id, ctx.user_id,
+            )
+    except asyncpg.UniqueViolationError:
+        raise UniquenessException(detail="Another team of this organization has this name.") from None
+    await audit.record(ctx, Action.TEAM_CREATED, target=("team", team_id, name), after={"name": name, "via": "scim"})
+    await _set_members(ctx, team_id, name, await _members_of_org(ctx, group), [])
+    return _group(await storage._team(team_id, lock=False))
+
+
+async def _update_group(storage: OrgStorage, group: Resource, expected_version: str | None) -> Resource:
+    ctx = storage.ctx
+    current = await storage._team(_key(group.id), lock=True)
+    if expected_version is not None and expected_version != _group(current).meta.version:
+        raise PreconditionFailedException()
+    name = _team_name(group)
+    changed = False
+    if name != current["name"] or group.external_id != current["scim_external_id"]:
+        try:
+            async with savepoint():
+                await ctx.scope.execute(
+                    "UPDATE team SET name = $2, scim_external_id = $3 WHERE org_id = {org} AND id = $1", current["id"], name, group.external_id
+                )
+        except asyncpg.UniqueViolationError:
+            raise UniquenessException(detail="Another team of this organization has this name.") from None
+        await audit.record(ctx, Action.TEAM_UPDATED, target=("team", current["id"], name),
+                           before={"name": current["name"]}, after={"name": name, "via": "scim"})
+        changed = True
+    members = await _members_of_org(ctx, group)
+    if set(members) != set(current["members"]):
+        await _set_members(ctx, current["id"], name, members, list(current["members"]))
+        changed = True
+    if changed:  # a new version: updated_at moves
+        await ctx.scope.execute("UPDATE team SET updated_at = clock_timestamp() WHERE org_id = {org} AND id = $1", current["id"])
+    return _group(await storage._team(current["id"], lock=False))

@@ -154,3 +154,34 @@ async def test_the_owner_is_never_suspended_demoted_or_removed_through_scim(idp,
     assert await su.fetchval("SELECT role FROM membership WHERE id = $1", w.memberships["owner"]) == "owner"
     assert await su.fetchval("SELECT suspended_at FROM membership WHERE id = $1", w.memberships["owner"]) is None
     assert (await c.delete(f"{w.base}/Users/{oid}")).status_code == 409
+
+
+GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
+
+
+async def test_groups_are_teams_with_members_added_and_removed_as_idps_send_them(idp, su, make_world, client_for):
+    w, c = idp, idp.idp
+    other = await make_world()
+    a, b = str(w.memberships["member"]), str(w.memberships["billing_admin"])
+    r = await c.post(f"{w.base}/Groups", json={"schemas": [GROUP], "displayName": "On call", "externalId": "g-1",
+                                               "members": [{"value": a}, {"value": str(other.memberships["member"])}, {"value": "fake-member-id"}]},
+                     headers={"Content-Type": SCIM_JSON})
+    assert r.status_code == 201, r.text
+    group = r.json()
+    assert [m["value"] for m in group["members"]] == [a]  # another org's member and unknown ids are ignored
+    gid = group["id"]
+    add = {"schemas": [PATCH], "Operations": [{"op": "add", "path": "members", "value": [{"value": b, "display": "Bilal"}]}]}  # Okta
+    assert {m["value"] for m in (await c.patch(f"{w.base}/Groups/{gid}", json=add, headers={"Content-Type": SCIM_JSON})).json()["members"]} == {a, b}
+    remove = {"schemas": [PATCH], "Operations": [{"op": "remove", "path": f'members[value eq "{a}"]'}]}
+    assert [m["value"] for m in (await c.patch(f"{w.base}/Groups/{gid}", json=remove, headers={"Content-Type": SCIM_JSON})).json()["members"]] == [b]
+    rename = {"schemas": [PATCH], "Operations": [{"op": "Replace", "path": "displayName", "value": "Platform on call"}]}  # Entra
+    assert (await c.patch(f"{w.base}/Groups/{gid}", json=rename, headers={"Content-Type": SCIM_JSON})).json()["displayName"] == "Platform on call"
+    found = (await c.get(f"{w.base}/Groups", params={"filter": 'displayName eq "platform on call"'})).json()
+    assert found["totalResults"] == 1
+    owner = await client_for(w.users["owner"])
+    team_page = (await owner.get(f"/orgs/{w.org.slug}/teams/{gid}")).text
+    assert "Platform on call" in team_page and w.users["billing_admin"].email in team_page
+    assert {e["action"] for e in await events(su, w.org) if e["actor_label"] == "SCIM: Okta"} >= {
+        "team.created", "team.member_added", "team.member_removed", "team.updated"}
+    assert (await c.delete(f"{w.base}/Groups/{gid}")).status_code == 204
+    assert await su.fetchval("SELECT count(*) FROM team WHERE id = $1", gid) == 0
