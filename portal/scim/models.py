@@ -52,7 +52,7 @@ class PraesidiaUser(Extension):
     """Praesidia organization membership"""
     __schema__ = URN("urn:ietf:params:scim:schemas:extension:praesidia:2.0:User")
 
-    role: str | None = Field(None, examples=["admin", "billing"])
+    role: str | None = Field(None, examples=["billing_admin", "compliance_officer"])  # and the org's custom roles, by name
     """The member's role in the organization (a built-in or custom role name); absent means the default role, member."""
 
 

@@ -46,7 +46,7 @@ USER_COLUMNS = {
     ("emails", "value"): JsonItems("m.scim_emails"),
     ("emails", "type"): JsonItems("m.scim_emails"),
 }
-_USER = """SELECT m.id, u.email, u.name, m.role, m.custom_role_id, r.name AS role_name, m.suspended_at, m.scim_active, m.scim_external_id,
+_USER = """SELECT m.id, m.user_id, m.scim_managed, u.email, u.name, m.role, m.custom_role_id, r.name AS role_name, m.suspended_at, m.scim_active, m.scim_external_id,
                   m.scim_display_name, m.scim_given_name, m.scim_family_name, m.scim_formatted_name, m.scim_emails,
                   m.scim_version, m.created_at, coalesce(m.scim_updated_at, m.created_at) AS updated_at
            FROM membership m JOIN app_user u ON u.id = m.user_id
@@ -78,7 +78,8 @@ def _user(row: Any) -> Resource:
         name = models.PortalName(given_name=row["scim_given_name"], family_name=row["scim_family_name"], formatted=row["scim_formatted_name"])
     user = models.OrgUser(
         id=str(row["id"]), user_name=row["email"], external_id=row["scim_external_id"], name=name,
-        display_name=row["scim_display_name"] or row["name"], emails=[models.PortalEmail(**e) for e in emails] if emails else None,
+        # What the IdP set, for those it provisioned (so removing it removes it); the account's name for the others.
+        display_name=row["scim_display_name"] if row["scim_managed"] else row["name"], emails=[models.PortalEmail(**e) for e in emails] if emails else None,
         active=False if row["suspended_at"] else row["scim_active"],
     )
     role = row["role_name"] if row["role"] == "custom" else row["role"]
@@ -201,8 +202,9 @@ class OrgStorage(AsyncScimStorage):
         current = await self._row(_key(resource.id), lock=True)
         if expected_version is not None and expected_version != f'W/"{current["scim_version"]}"':
             raise PreconditionFailedException()
+        label = current["email"]
         if (resource.user_name or "").strip().lower() != current["email"]:
-            raise ConflictException(detail="userName is the person's sign-in email: it can't be changed through SCIM.")
+            label = await self._rename(current, resource.user_name or "")
         owner = current["role"] == "owner"
         if owner:
             extension = resource[models.PraesidiaUser]
@@ -211,7 +213,6 @@ class OrgStorage(AsyncScimStorage):
             role, custom_role_id = "owner", None
         else:
             role, custom_role_id = await self._role(resource)
-        label = current["email"]
         if not owner and (role, custom_role_id) != (current["role"], current["custom_role_id"]):
             await self.ctx.scope.execute(
                 "UPDATE membership SET role = $2, custom_role_id = $3 WHERE org_id = {org} AND id = $1", current["id"], role, custom_role_id
@@ -233,6 +234,32 @@ class OrgStorage(AsyncScimStorage):
             current["id"], *self._attributes(resource),
         )
         return _user(await self._row(current["id"], lock=False))
+
+    async def _rename(self, current: Any, raw: str) -> str:
+        """A new userName is a new sign-in email: only for an account this org's SCIM provisioned and
+        no other org shares (409 otherwise); never one another account has (409 uniqueness)."""
+        try:
+            email = emails.normalize(raw)
+        except ValueError as exc:
+            raise InvalidValueException(detail=f"userName must be an email address: {exc}") from None
+        accounts = db.current_connection()
+        # Every organization of the account, through the policy that shows a person their own
+        # memberships (the tenant's policy would show this org's alone), then back to no person.
+        await accounts.execute("SELECT set_config('app.user_id', $1, true)", str(current["user_id"]))
+        shared = await accounts.fetchval("SELECT count(*) > 1 FROM membership WHERE user_id = $1", current["user_id"])
+        await accounts.execute("SELECT set_config('app.user_id', '', true)")
+        if not current["scim_managed"] or shared:
+            raise ConflictException(
+                detail="userName is the person's sign-in email: it changes here only for an account this organization's SCIM created and no other organization shares."
+            )
+        try:
+            async with savepoint():
+                await accounts.execute("UPDATE app_user SET email = $2, email_verified_at = NULL WHERE id = $1", current["user_id"], email)
+        except asyncpg.UniqueViolationError:
+            raise UniquenessException(detail="Another account has this email address.") from None
+        await audit.record(self.ctx, Action.MEMBER_SCIM_UPDATED, target=("membership", current["id"], email),
+                           before={"email": current["email"]}, after={"email": email})
+        return email
 
     async def delete(self, resource_type, resource_id, *, expected_version=None):
         if resource_type.name == "Group":

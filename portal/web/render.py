@@ -67,6 +67,7 @@ _SIDEBAR: tuple[tuple[str | None, str, tuple[Perm, ...], str], ...] = (
     ("audit.access_report", "Access report", (Perm.AUDIT,), "below"),
     ("exports.index", "Data export", (Perm.EXPORT,), "below"),
     ("api_tokens.list", "API tokens", (Perm.MANAGE_MEMBERS,), "below"),
+    ("scim.tokens", "SCIM provisioning", (Perm.MANAGE_ORG,), "below"),
     ("orgs.settings", "Settings", (Perm.MANAGE_ORG,), "members.transfer_form"),
     ("members.leave_confirm", "Leave organization", (Perm.LEAVE,), "below"),
 )

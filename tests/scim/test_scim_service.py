@@ -185,3 +185,68 @@ async def test_groups_are_teams_with_members_added_and_removed_as_idps_send_them
         "team.created", "team.member_added", "team.member_removed", "team.updated"}
     assert (await c.delete(f"{w.base}/Groups/{gid}")).status_code == 204
     assert await su.fetchval("SELECT count(*) FROM team WHERE id = $1", gid) == 0
+
+
+async def test_a_new_username_only_for_an_account_this_org_provisioned_and_no_other_shares(idp, make_world, su):
+    w, c = idp, idp.idp
+    made = (await c.post(f"{w.base}/Users", json={"schemas": [USER], "userName": "temp@example.test"}, headers={"Content-Type": SCIM_JSON})).json()
+    rename = {"schemas": [PATCH], "Operations": [{"op": "replace", "path": "userName", "value": "final@example.test"}]}
+    r = await c.patch(f"{w.base}/Users/{made['id']}", json=rename, headers={"Content-Type": SCIM_JSON})
+    assert r.status_code == 200 and r.json()["userName"] == "final@example.test"
+    # a member the org did not provision, or one another org shares: the sign-in email stays
+    mine = str(w.memberships["member"])
+    assert (await c.patch(f"{w.base}/Users/{mine}", json=rename, headers={"Content-Type": SCIM_JSON})).status_code == 409
+    other = await make_world()
+    shared = (await c.post(f"{w.base}/Users", json={"schemas": [USER], "userName": other.users["member"].email},
+                           headers={"Content-Type": SCIM_JSON})).json()
+    await su.execute("UPDATE membership SET scim_managed = true WHERE id = $1", shared["id"])
+    again = {"schemas": [PATCH], "Operations": [{"op": "replace", "path": "userName", "value": "hijack@example.test"}]}
+    assert (await c.patch(f"{w.base}/Users/{shared['id']}", json=again, headers={"Content-Type": SCIM_JSON})).status_code == 409
+    assert await su.fetchval("SELECT email FROM app_user WHERE id = $1", other.users["member"].id) == other.users["member"].email
+
+
+async def test_an_identity_provider_s_day(idp, su, client_for):
+    """What an IdP does over a morning: 200 people and 10 groups provisioned, people renamed and
+    moved between groups, 20 deactivated, 5 deleted. Afterwards the members page, the teams and the
+    audit log say the same thing SCIM does."""
+    w, c = idp, idp.idp
+    await su.execute("UPDATE billing_settings SET seat_limit = 500 WHERE org_id = $1", w.org.id)
+    h = {"Content-Type": SCIM_JSON}
+    people = []
+    for i in range(200):
+        r = await c.post(f"{w.base}/Users", json={"schemas": [USER], "userName": f"p{i:03}@idp.example.test", "externalId": f"okta-{i}",
+                                                 "displayName": f"Person {i:03}"}, headers=h)
+        assert r.status_code == 201, r.text
+        people.append(r.json()["id"])
+    groups = []
+    for g in range(10):
+        r = await c.post(f"{w.base}/Groups", json={"schemas": [GROUP], "displayName": f"Group {g}",
+                                                  "members": [{"value": p} for p in people[g * 20:(g + 1) * 20]]}, headers=h)
+        assert r.status_code == 201, r.text
+        groups.append(r.json()["id"])
+    for i in range(10):  # renamed
+        r = await c.patch(f"{w.base}/Users/{people[i]}", json={"schemas": [PATCH], "Operations": [{"op": "replace", "path": "displayName", "value": f"Renamed {i}"}]}, headers=h)
+        assert r.status_code == 200
+    for i in range(20, 30):  # moved from group 1 to group 2
+        for gid, op in ((groups[1], {"op": "remove", "path": f'members[value eq "{people[i]}"]'}),
+                        (groups[2], {"op": "add", "path": "members", "value": [{"value": people[i]}]})):
+            assert (await c.patch(f"{w.base}/Groups/{gid}", json={"schemas": [PATCH], "Operations": [op]}, headers=h)).status_code == 200
+    for i in range(100, 120):  # deactivated
+        assert (await c.patch(f"{w.base}/Users/{people[i]}", json={"schemas": [PATCH], "Operations": [{"op": "replace", "path": "active", "value": False}]}, headers=h)).status_code == 200
+    for i in range(195, 200):  # deleted
+        assert (await c.delete(f"{w.base}/Users/{people[i]}")).status_code == 204
+
+    assert await su.fetchval("SELECT count(*) FROM membership WHERE org_id = $1 AND scim_managed", w.org.id) == 195
+    assert await su.fetchval("SELECT count(*) FROM membership WHERE org_id = $1 AND suspended_at IS NOT NULL", w.org.id) == 20
+    assert (await c.get(f"{w.base}/Users", params={"filter": "active eq false"})).json()["totalResults"] == 20
+    sizes = [await su.fetchval("SELECT count(*) FROM team_member WHERE team_id = $1", g) for g in groups]
+    assert sizes[1] == 10 and sizes[2] == 30 and sizes[9] == 15  # group 9 lost the 5 deleted people
+    owner = await client_for(w.users["owner"])
+    page = (await owner.get(f"/orgs/{w.org.slug}/members", params={"q": "p100@idp"})).text
+    assert "Suspended" in page and "managed by SCIM" in page
+    team = (await owner.get(f"/orgs/{w.org.slug}/teams/{groups[2]}")).text
+    assert all(f"p{i:03}@idp.example.test" in team for i in range(20, 30))
+    counted = {a: n for a, n in await su.fetch(
+        "SELECT action, count(*) AS n FROM audit_event WHERE org_id = $1 AND actor_label = 'SCIM: Okta' GROUP BY action", w.org.id)}
+    assert counted["member.joined"] == 200 and counted["member.suspended"] == 20 and counted["member.removed"] == 5
+    assert counted["team.created"] == 10 and counted["team.member_removed"] == 10
