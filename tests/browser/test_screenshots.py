@@ -30,6 +30,7 @@ PAGES = [
     ("settings", "/orgs/acme/settings", "settings"),
     ("roles", "/orgs/acme/roles", "Roles"),
     ("api-tokens", "/orgs/acme/api-tokens", "API tokens"),
+    ("scim", "/orgs/acme/scim", "SCIM provisioning"),
     ("api-reference", "/docs/api", "Idempotency-Key"),
 ]
 
