@@ -3,6 +3,7 @@ discovery, Users read and searched with SCIM filters, and the isolation of the n
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import pytest
@@ -250,3 +251,63 @@ async def test_an_identity_provider_s_day(idp, su, client_for):
         "SELECT action, count(*) AS n FROM audit_event WHERE org_id = $1 AND actor_label = 'SCIM: Okta' GROUP BY action", w.org.id)}
     assert counted["member.joined"] == 200 and counted["member.suspended"] == 20 and counted["member.removed"] == 5
     assert counted["team.created"] == 10 and counted["team.member_removed"] == 10
+
+
+async def test_the_seat_limit_holds_for_the_identity_provider_too(idp, su):
+    w, c = idp, idp.idp
+    members = await su.fetchval("SELECT count(*) FROM membership WHERE org_id = $1", w.org.id)
+    await su.execute("UPDATE billing_settings SET seat_limit = $2 WHERE org_id = $1", w.org.id, members)
+    await su.execute("DELETE FROM invite WHERE org_id = $1", w.org.id)
+    r = await c.post(f"{w.base}/Users", json={"schemas": [USER], "userName": "one.too.many@example.test"}, headers={"Content-Type": SCIM_JSON})
+    assert r.status_code == 409 and "seats" in r.json()["detail"]
+    assert await su.fetchval("SELECT count(*) FROM app_user WHERE email = 'one.too.many@example.test'") == 0  # nothing half-made
+
+
+async def test_another_org_s_token_writes_nothing_and_a_bearer_opens_no_page(idp, make_world, su, snapshot, app):
+    w = idp
+    other = await make_world()
+    _, theirs = await add_api_token(su, other.org, "scim")
+    before = await snapshot(w.org.id)
+    c = Client(app)
+    h = {**bearer(theirs), "Content-Type": SCIM_JSON}
+    mid = str(w.memberships["member"])
+    attempts = [("POST", "/Users", {"schemas": [USER], "userName": "intruder@example.test"}),
+                ("PATCH", f"/Users/{mid}", {"schemas": [PATCH], "Operations": [{"op": "replace", "path": "active", "value": False}]}),
+                ("DELETE", f"/Users/{mid}", None), ("POST", "/Groups", {"schemas": [GROUP], "displayName": "Intruders"})]
+    for method, path, body in attempts:
+        r = await c.http.request(method, w.base + path, json=body, headers=h)
+        assert r.status_code == 404, (method, path, r.status_code)
+    assert await snapshot(w.org.id) == before
+    assert await su.fetchval("SELECT count(*) FROM app_user WHERE email = 'intruder@example.test'") == 0
+    page = await c.http.get(f"/orgs/{w.org.slug}/members", headers=bearer(theirs))
+    assert page.status_code == 303 and page.headers["location"].startswith("/login")  # a token is no session
+    await c.aclose()
+
+
+async def test_an_idp_change_and_a_person_s_change_to_one_member_queue_on_the_same_locks(idp, su, client_for, database):
+    """The SCIM write and the members page's role change both lock the org row, then the
+    membership: held behind a third transaction, both wait; released, both apply in turn, both are
+    audited, and the member ends with the later one's role."""
+    from tests.concurrency import wait_until_blocked_on_lock
+
+    w, c = idp, idp.idp
+    owner = await client_for(w.users["owner"])
+    mid = w.memberships["member"]
+    holder = await database.cluster.superuser_connect()
+    try:
+        tx = holder.transaction()
+        await tx.start()
+        await holder.execute("SELECT 1 FROM membership WHERE id = $1 FOR UPDATE", mid)
+        scim = asyncio.create_task(c.patch(f"{w.base}/Users/{mid}", headers={"Content-Type": SCIM_JSON}, json={
+            "schemas": [PATCH], "Operations": [{"op": "add", "path": f"{EXT}:role", "value": "compliance_officer"}]}))
+        await wait_until_blocked_on_lock(su)
+        person = asyncio.create_task(owner.post(f"/orgs/{w.org.slug}/members/{mid}/role", {"role": "billing_admin"}))
+        await wait_until_blocked_on_lock(su, count=2)
+        await tx.rollback()
+        r_scim, r_person = await scim, await person
+    finally:
+        await holder.close()
+    assert r_scim.status_code == 200 and r_person.status_code in (200, 303), (r_scim.text[:200], r_person.status_code)
+    changes = [e for e in await events(su, w.org, "member.role_changed") if e["target_id"] == str(mid)]
+    assert len(changes) == 2
+    assert await su.fetchval("SELECT role FROM membership WHERE id = $1", mid) == "billing_admin"  # the person's, applied second
