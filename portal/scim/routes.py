@@ -62,7 +62,7 @@ async def scim_endpoint(request: Request, org: NamedDependency[OrgContext], path
     if int(answer.status) >= 400:
         raise ScimAnswer(answer)  # the request's transaction rolls back
     if storage.new_accounts:  # mailed once this request's transaction has committed
-        background.spawn(send_set_password_links(org.org.id, storage.new_accounts), what="SCIM set-password links")
+        background.spawn(send_set_password_links(org.org.id, org.org.name, storage.new_accounts), what="SCIM set-password links")
     return _response(answer)
 
 

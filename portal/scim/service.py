@@ -11,6 +11,7 @@ waits or is waited for, as with role changes. Being built (issue 17): Groups com
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 from typing import Any
 from uuid import UUID
@@ -25,7 +26,8 @@ from scim2_models import (
 from scim2_server.service import ScimService
 from scim2_server.storage import AsyncScimStorage, SearchPage
 
-from portal import clock, emails
+from portal import clock, emails, mail
+from portal.mail.message import one_line
 from portal.audit import service as audit
 from portal.audit.actions import Action
 from portal.db import engine as db
@@ -104,6 +106,7 @@ def _key(resource_id: str) -> UUID:
         raise NotFoundException(detail="No such resource in this organization.") from None
 
 
+log = logging.getLogger("portal.scim")
 ASSIGNABLE = {"member", "billing_admin", "compliance_officer"}
 NO_PASSWORD = "!scim:"  # an account provisioned by SCIM, until its person sets a password (never verifies)
 
@@ -292,11 +295,11 @@ class OrgStorage(AsyncScimStorage):
         return SearchPage(total=total, resources=[(_group if groups else _user)(r) for r in rows])
 
 
-async def send_set_password_links(org_id: UUID, user_ids: list[UUID]) -> None:
-    """Each account the provisioning request created gets its link to set a password (the reset
-    link, bound to the placeholder hash: it dies once used), once that request has committed.
-    Spawned in the background: it waits on the org row the request holds, so a request that
-    rolled back created nobody and nothing is sent."""
+async def send_set_password_links(org_id: UUID, org_name: str, user_ids: list[UUID]) -> None:
+    """Each account the provisioning request created gets a welcome with its link to choose a
+    password (a reset link, bound to the placeholder hash: it dies once used), once that request
+    has committed. Spawned in the background: it waits on the org row the request holds, so a
+    request that rolled back created nobody and nothing is sent."""
     from portal.accounts import reset  # the accounts layer sits above this one
 
     async with db.transaction() as conn:
@@ -308,7 +311,13 @@ async def send_set_password_links(org_id: UUID, user_ids: list[UUID]) -> None:
             user_ids, NO_PASSWORD,
         )
     for row in rows:
-        await reset._send(dict(row))
+        link = reset.reset_link(reset.make_token(row["id"], row["password_hash"]))
+        text, html = mail.render_mail("scim_welcome", name=row["name"], email=row["email"], org_name=org_name, link=link, valid_for="1 hour")
+        try:
+            await mail.send(mail.Mail(to=row["email"], subject=f"{one_line(org_name)} added you to Praesidia: choose your password",
+                                      text=text, html=html, kind="scim-welcome", link=link))
+        except mail.MailError as exc:
+            log.warning("SCIM welcome to user %s not delivered: %s", row["id"], exc.reason)
 
 
 # -- Groups: the org's teams ------------------------------------------------------------------

@@ -111,6 +111,7 @@ async def test_provisioning_a_new_person_creates_an_account_without_a_password_a
     await background.drain()
     mails = await smtp_sink.wait_for(1)
     assert "new.hire@example.test" in str(mails[0]["To"]) and "/reset-password/" in mails[0].as_string()
+    assert w.org.name in str(mails[0]["Subject"]) and "choose your password" in str(mails[0]["Subject"])
     joined = [e for e in await events(su, w.org, "member.joined") if "scim" in (e["after"] or "")]
     assert joined and joined[0]["actor_label"] == "SCIM: Okta"
     again = await c.post(f"{w.base}/Users", json=body, headers={"Content-Type": SCIM_JSON})
