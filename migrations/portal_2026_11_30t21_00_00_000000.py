@@ -2,6 +2,8 @@
 
 * A SCIM token is an ``api_token`` row with ``role = 'scim'``: hashed, shown once, revocable,
   "last used", entered by the same ``enter_token``; it carries ``scim.provision`` alone.
+* ``app_user.scim_org_id``: the org whose SCIM created the account (its userName may change only
+  there, and only until its person chose a password).
 * ``membership.scim_*``: what the org's IdP says of the member (externalId, displayName, name
   parts, emails, active), kept per membership because an account may belong to several orgs,
   each with its own IdP. ``scim_version`` grows with every SCIM-visible change (``meta.version``).
@@ -31,6 +33,9 @@ ALTER TABLE membership
     ADD COLUMN scim_version integer NOT NULL DEFAULT 1,
     ADD COLUMN scim_updated_at timestamptz;
 ALTER TABLE team ADD COLUMN scim_external_id varchar(200);
+-- The org whose SCIM created the account, while nobody has chosen its password: the only case in
+-- which that org's IdP may change its sign-in email (userName).
+ALTER TABLE app_user ADD COLUMN scim_org_id uuid REFERENCES organization(id) ON DELETE SET NULL;
 CREATE UNIQUE INDEX membership_scim_external_id ON membership (org_id, scim_external_id) WHERE scim_external_id IS NOT NULL;
 """
 

@@ -32,6 +32,7 @@ class User(Table, tablename="app_user"):
     password_hash = Text()
     created_at = Timestamptz(default=TimestamptzNow())
     email_verified_at = Timestamptz(null=True, default=None)  # set by an emailed link (accounts.verify)
+    scim_org_id = UUID(null=True, default=None)  # the org whose SCIM created it, until its person chose a password
 
 
 @global_table("Server-side sessions belong to a user, not to an organization.")

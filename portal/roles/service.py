@@ -101,6 +101,9 @@ class Roles(layer.Resource):
     async def check(self, ctx: OrgContext, values: dict[str, Any], errors: FormErrors, current: Any) -> None:
         if not set(values.get("permissions", ())) - {Perm.LEAVE} <= ctx.perms:
             raise Forbidden(BEYOND_YOU)
+        name = " ".join(str(values.get("name") or "").lower().replace("_", " ").split())
+        if name in BUILT_IN_NAMES:  # SCIM and the API name roles: a custom one must never read as a built-in one
+            errors["name"] = "That is the name of a built-in role. Choose another."
 
     def guard(self, ctx: OrgContext, row: Any) -> None:
         if row["id"] == ctx.custom_role_id:
@@ -168,6 +171,9 @@ async def holders_of(ctx: OrgContext, row: Any) -> list:
            WHERE m.org_id = {org} AND m.custom_role_id = $1 ORDER BY lower(u.name), u.email LIMIT $2""",
         row["id"], HOLDERS_SHOWN,
     )
+
+
+BUILT_IN_NAMES = {" ".join(n.replace("_", " ").split()) for r in Role for n in (r.value, r.label.lower())}
 
 
 def checklist(ctx: OrgContext) -> list[tuple[Perm, str, str, bool]]:

@@ -53,7 +53,7 @@ async def scim_endpoint(request: Request, org: NamedDependency[OrgContext], path
         method=request.method, base_url=base, path=path.lstrip("/"), query=dict(request.query_params),
         headers=list(request.headers.items()), body=await request.body(),
     )
-    storage = OrgStorage(org, writing=request.method != "GET")
+    storage = OrgStorage(org, writing=request.method != "GET", replacing=request.method == "PUT")
     with PROVIDER:
         try:
             answer = await AsyncScimHandler(service, storage).handle(scim_request)

@@ -10,6 +10,7 @@ waits or is waited for, as with role changes. Being built (issue 17): Groups com
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import secrets
@@ -87,7 +88,10 @@ def _user(row: Any) -> Resource:
     role = row["role_name"] if row["role"] == "custom" else row["role"]
     if role != "member":  # absent means the default role
         user[models.PraesidiaUser] = models.PraesidiaUser(role=role)
-    user.meta = Meta(resource_type="User", created=row["created_at"], last_modified=row["updated_at"], version=f'W/"{row["scim_version"]}"')
+    shown = json.dumps(user.model_dump(mode="json", exclude_none=True), sort_keys=True, default=str).encode()
+    # The version of what SCIM shows, whoever changed it (the IdP, or a person on the members page).
+    user.meta = Meta(resource_type="User", created=row["created_at"], last_modified=row["updated_at"],
+                     version=f'W/"{hashlib.sha256(shown).hexdigest()[:20]}"')
     return user
 
 
@@ -99,6 +103,13 @@ def _group(row: Any) -> Resource:
     return group
 
 
+def _json_text(value: Any) -> str | None:
+    """A stored jsonb value as ``_attributes`` writes it, to compare."""
+    if value is None:
+        return None
+    return json.dumps(json.loads(value) if isinstance(value, str) else value)
+
+
 def _key(resource_id: str) -> UUID:
     try:
         return UUID(resource_id)
@@ -107,6 +118,13 @@ def _key(resource_id: str) -> UUID:
 
 
 log = logging.getLogger("portal.scim")
+def _text(attribute: str, value: str | None, limit: int = 200) -> str | None:
+    """An attribute as stored: at most ``limit`` characters, no NUL (400 ``invalidValue`` otherwise)."""
+    if value is not None and (len(value) > limit or "\x00" in value):
+        raise InvalidValueException(detail=f"{attribute}: at most {limit} characters, and no NUL.")
+    return value
+
+
 ASSIGNABLE = {"member", "billing_admin", "compliance_officer"}
 NO_PASSWORD = "!scim:"  # an account provisioned by SCIM, until its person sets a password (never verifies)
 
@@ -114,9 +132,10 @@ NO_PASSWORD = "!scim:"  # an account provisioned by SCIM, until its person sets 
 class OrgStorage(AsyncScimStorage):
     """One organization's Users (its memberships)."""
 
-    def __init__(self, ctx: OrgContext, *, writing: bool = False) -> None:
+    def __init__(self, ctx: OrgContext, *, writing: bool = False, replacing: bool = False) -> None:
         self.ctx = ctx
         self.writing = writing  # lock what is read: a write follows
+        self.replacing = replacing  # a PUT: what it leaves out of role and active stays as it is
         self.new_accounts: list[UUID] = []  # to be sent a set-password link once the transaction commits
 
     async def _row(self, member_id: UUID, *, lock: bool) -> Any:
@@ -151,12 +170,15 @@ class OrgStorage(AsyncScimStorage):
 
     def _attributes(self, user: Resource) -> list[Any]:
         name = user.name
-        return [
-            user.external_id, user.display_name,
-            name.given_name if name else None, name.family_name if name else None, name.formatted if name else None,
-            json.dumps([e.model_dump(exclude_none=True, mode="json") for e in user.emails]) if user.emails else None,
-            user.active,
+        values = [
+            _text("externalId", user.external_id), _text("displayName", user.display_name),
+            _text("name.givenName", name.given_name if name else None), _text("name.familyName", name.family_name if name else None),
+            _text("name.formatted", name.formatted if name else None, 400),
         ]
+        listed = [e.model_dump(exclude_none=True, mode="json") for e in user.emails or []]
+        for e in listed:
+            _text("emails.value", e.get("value"), 320)
+        return [*values, json.dumps(listed) if listed else None, user.active]
 
     async def create(self, resource_type, resource):
         if resource_type.name == "Group":
@@ -175,10 +197,16 @@ class OrgStorage(AsyncScimStorage):
         if account is None:
             display = resource.display_name or (resource.name.formatted if resource.name else None) or email.split("@")[0]
             account = await accounts.fetchrow(
-                "INSERT INTO app_user (email, name, password_hash) VALUES ($1, $2, $3) RETURNING id, name",
-                email, display[:100], NO_PASSWORD + secrets.token_urlsafe(16),
+                """INSERT INTO app_user (email, name, password_hash, scim_org_id) VALUES ($1, $2, $3, $4)
+                   ON CONFLICT (email) DO NOTHING RETURNING id, name""",
+                email, display[:100].replace("\x00", ""), NO_PASSWORD + secrets.token_urlsafe(16), self.ctx.org.id,
             )
-            self.new_accounts.append(account["id"])
+            if account is None:  # created by another request meanwhile: it just gains a membership
+                account = await accounts.fetchrow("SELECT id, name FROM app_user WHERE email = $1", email)
+            else:
+                self.new_accounts.append(account["id"])
+        else:  # held until this request ends: no rename of it by another org's IdP meanwhile
+            await accounts.execute("SELECT 1 FROM app_user WHERE id = $1 FOR SHARE", account["id"])
         if resource.external_id and await self.ctx.scope.fetchval(
             "SELECT 1 FROM membership m WHERE m.org_id = {org} AND m.scim_external_id = $1", resource.external_id
         ):
@@ -203,63 +231,83 @@ class OrgStorage(AsyncScimStorage):
         if resource_type.name == "Group":
             return await _update_group(self, resource, expected_version)
         current = await self._row(_key(resource.id), lock=True)
-        if expected_version is not None and expected_version != f'W/"{current["scim_version"]}"':
+        shown = _user(current)
+        if expected_version is not None and expected_version != shown.meta.version:
             raise PreconditionFailedException()
-        label = current["email"]
-        if (resource.user_name or "").strip().lower() != current["email"]:
-            label = await self._rename(current, resource.user_name or "")
         owner = current["role"] == "owner"
-        if owner:
-            extension = resource[models.PraesidiaUser]
-            if resource.active is False or (extension.role if extension else None) != "owner":
-                raise ConflictException(detail="The owner can't be suspended or given another role through SCIM.")
-            role, custom_role_id = "owner", None
-        else:
-            role, custom_role_id = await self._role(resource)
-        if not owner and (role, custom_role_id) != (current["role"], current["custom_role_id"]):
-            await self.ctx.scope.execute(
-                "UPDATE membership SET role = $2, custom_role_id = $3 WHERE org_id = {org} AND id = $1", current["id"], role, custom_role_id
-            )
-            await audit.record(self.ctx, Action.MEMBER_ROLE_CHANGED, target=("membership", current["id"], label),
-                               before={"role": current["role"]}, after={"role": role, "via": "scim"})
-        suspended = resource.active is False
-        if suspended != (current["suspended_at"] is not None):
-            await self.ctx.scope.execute(
-                "UPDATE membership SET suspended_at = CASE WHEN $2 THEN now() END WHERE org_id = {org} AND id = $1", current["id"], suspended
-            )
-            await audit.record(self.ctx, Action.MEMBER_SUSPENDED if suspended else Action.MEMBER_REACTIVATED,
-                               target=("membership", current["id"], label))
+        try:
+            email = emails.normalize(resource.user_name or "")
+        except ValueError as exc:
+            raise InvalidValueException(detail=f"userName must be an email address: {exc}") from None
+        if owner and (email != current["email"] or resource.active is False):
+            raise ConflictException(detail="The owner can't be suspended, renamed or given another role through SCIM.")
+        label = current["email"] if email == current["email"] else await self._rename(current, email)
+
+        # A PUT that leaves out the role or ``active`` (Okta's does) changes neither; a PATCH that
+        # removes them means the default: member, active.
+        extension = resource[models.PraesidiaUser]
+        asked = extension.role if extension else None
+        if not owner and not (self.replacing and asked is None):
+            shown_role = shown[models.PraesidiaUser].role if shown[models.PraesidiaUser] else None
+            if (asked or "member") != (shown_role or "member"):
+                role, custom_role_id = await self._role(resource)
+                await self.ctx.scope.execute(
+                    "UPDATE membership SET role = $2, custom_role_id = $3 WHERE org_id = {org} AND id = $1", current["id"], role, custom_role_id
+                )
+                await audit.record(self.ctx, Action.MEMBER_ROLE_CHANGED, target=("membership", current["id"], label),
+                                   before={"role": shown_role or "member"}, after={"role": asked or "member", "via": "scim"})
+        if not (self.replacing and resource.active is None):
+            suspended = resource.active is False
+            if suspended != (current["suspended_at"] is not None):
+                await self.ctx.scope.execute(
+                    "UPDATE membership SET suspended_at = CASE WHEN $2 THEN now() END WHERE org_id = {org} AND id = $1", current["id"], suspended
+                )
+                await audit.record(self.ctx, Action.MEMBER_SUSPENDED if suspended else Action.MEMBER_REACTIVATED,
+                                   target=("membership", current["id"], label))
+        attributes = self._attributes(resource)
+        if self.replacing and resource.active is None:
+            attributes[-1] = current["scim_active"]
+        names = ("externalId", "displayName", "givenName", "familyName", "formatted", "emails", "active")
+        before = [current["scim_external_id"], shown.display_name, current["scim_given_name"], current["scim_family_name"],
+                  current["scim_formatted_name"], _json_text(current["scim_emails"]), current["scim_active"]]
+        changed = {n: (b, a) for n, b, a in zip(names, before, attributes) if b != a and n != "active"}
         await self.ctx.scope.execute(
             """UPDATE membership SET scim_external_id = $2, scim_display_name = $3, scim_given_name = $4, scim_family_name = $5,
                       scim_formatted_name = $6, scim_emails = $7::jsonb, scim_active = $8, scim_version = scim_version + 1,
                       scim_updated_at = now()
                WHERE org_id = {org} AND id = $1""",
-            current["id"], *self._attributes(resource),
+            current["id"], *attributes,
         )
+        if changed:
+            await audit.record(self.ctx, Action.MEMBER_SCIM_UPDATED, target=("membership", current["id"], label),
+                               before={n: b for n, (b, _) in changed.items()}, after={n: a for n, (_, a) in changed.items()})
         return _user(await self._row(current["id"], lock=False))
 
-    async def _rename(self, current: Any, raw: str) -> str:
-        """A new userName is a new sign-in email: only for an account this org's SCIM provisioned and
-        no other org shares (409 otherwise); never one another account has (409 uniqueness)."""
-        try:
-            email = emails.normalize(raw)
-        except ValueError as exc:
-            raise InvalidValueException(detail=f"userName must be an email address: {exc}") from None
+    async def _rename(self, current: Any, email: str) -> str:
+        """A new userName is a new sign-in email: only for an account this org's SCIM created,
+        whose person has not chosen a password yet and which no other org shares (409 otherwise);
+        never an address another account has (409 uniqueness). The old address's link dies; the
+        new address gets its own."""
         accounts = db.current_connection()
+        account = await accounts.fetchrow(
+            "SELECT scim_org_id, password_hash FROM app_user WHERE id = $1 FOR UPDATE", current["user_id"]
+        )
         # Every organization of the account, through the policy that shows a person their own
         # memberships (the tenant's policy would show this org's alone), then back to no person.
         await accounts.execute("SELECT set_config('app.user_id', $1, true)", str(current["user_id"]))
-        shared = await accounts.fetchval("SELECT count(*) > 1 FROM membership WHERE user_id = $1", current["user_id"])
+        shared = await accounts.fetchval("SELECT count(*) > 1 FROM membership WHERE user_id = $1", current["user_id"])  # unscoped: the account's orgs, through own_memberships
         await accounts.execute("SELECT set_config('app.user_id', '', true)")
-        if not current["scim_managed"] or shared:
-            raise ConflictException(
-                detail="userName is the person's sign-in email: it changes here only for an account this organization's SCIM created and no other organization shares."
-            )
+        if account["scim_org_id"] != self.ctx.org.id or not account["password_hash"].startswith(NO_PASSWORD) or shared:
+            raise ConflictException(detail="userName is the person's sign-in email: this organization's identity provider can't change it.")
         try:
             async with savepoint():
-                await accounts.execute("UPDATE app_user SET email = $2, email_verified_at = NULL WHERE id = $1", current["user_id"], email)
+                await accounts.execute(
+                    "UPDATE app_user SET email = $2, password_hash = $3, email_verified_at = NULL WHERE id = $1",
+                    current["user_id"], email, NO_PASSWORD + secrets.token_urlsafe(16),
+                )
         except asyncpg.UniqueViolationError:
             raise UniquenessException(detail="Another account has this email address.") from None
+        self.new_accounts.append(current["user_id"])
         await audit.record(self.ctx, Action.MEMBER_SCIM_UPDATED, target=("membership", current["id"], email),
                            before={"email": current["email"]}, after={"email": email})
         return email
@@ -290,7 +338,7 @@ class OrgStorage(AsyncScimStorage):
         order = "t.created_at, t.id" if groups else "m.created_at, m.id"
         rows = await self.ctx.scope.fetch(
             f"{_GROUP if groups else _USER} AND {where} ORDER BY {order} OFFSET ${n + 1} LIMIT ${n + 2}",
-            *params, search_request.start_index_0 or 0, count,
+            *params, min(search_request.start_index_0 or 0, 2**62), count,
         )
         return SearchPage(total=total, resources=[(_group if groups else _user)(r) for r in rows])
 
@@ -325,7 +373,7 @@ async def send_set_password_links(org_id: UUID, org_name: str, user_ids: list[UU
 
 def _team_name(group: Resource) -> str:
     name = " ".join((group.display_name or "").split())
-    if not name or len(name) > NAME_MAX:
+    if not name or len(name) > NAME_MAX or "\x00" in name:
         raise InvalidValueException(detail=f"displayName: 1 to {NAME_MAX} characters.")
     return name
 
@@ -371,6 +419,8 @@ async def _create_group(storage: OrgStorage, group: Resource) -> Resource:
             )
     except asyncpg.UniqueViolationError:
         raise UniquenessException(detail="Another team of this organization has this name.") from None
+    except asyncpg.StringDataRightTruncationError:
+        raise InvalidValueException(detail="externalId: at most 200 characters.") from None
     await audit.record(ctx, Action.TEAM_CREATED, target=("team", team_id, name), after={"name": name, "via": "scim"})
     await _set_members(ctx, team_id, name, await _members_of_org(ctx, group), [])
     return _group(await storage._team(team_id, lock=False))
@@ -391,6 +441,8 @@ async def _update_group(storage: OrgStorage, group: Resource, expected_version: 
                 )
         except asyncpg.UniqueViolationError:
             raise UniquenessException(detail="Another team of this organization has this name.") from None
+        except asyncpg.StringDataRightTruncationError:
+            raise InvalidValueException(detail="externalId: at most 200 characters.") from None
         await audit.record(ctx, Action.TEAM_UPDATED, target=("team", current["id"], name),
                            before={"name": current["name"]}, after={"name": name, "via": "scim"})
         changed = True

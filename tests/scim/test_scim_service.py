@@ -4,6 +4,7 @@ discovery, Users read and searched with SCIM filters, and the isolation of the n
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 
 import pytest
@@ -312,3 +313,53 @@ async def test_an_idp_change_and_a_person_s_change_to_one_member_queue_on_the_sa
     changes = [e for e in await events(su, w.org, "member.role_changed") if e["target_id"] == str(mid)]
     assert len(changes) == 2
     assert await su.fetchval("SELECT role FROM membership WHERE id = $1", mid) == "billing_admin"  # the person's, applied second
+
+
+async def test_from_a_security_review_no_account_or_owner_is_taken_over(idp, make_user, su, client_for):
+    w, c = idp, idp.idp
+    h = {"Content-Type": SCIM_JSON}
+    victim = await make_user()  # an account of no org: the IdP may add it, never rename it
+    made = (await c.post(f"{w.base}/Users", json={"schemas": [USER], "userName": victim.email}, headers=h)).json()
+    steal = {"schemas": [PATCH], "Operations": [{"op": "replace", "path": "userName", "value": "attacker@evil.example"}]}
+    assert (await c.patch(f"{w.base}/Users/{made['id']}", json=steal, headers=h)).status_code == 409
+    await su.execute("UPDATE membership SET scim_managed = true WHERE id = $1", w.memberships["owner"])
+    assert (await c.patch(f"{w.base}/Users/{w.memberships['owner']}", json=steal, headers=h)).status_code == 409
+    emails = await su.fetch("SELECT email FROM app_user WHERE id = ANY($1::uuid[])", [victim.id, w.org.owner.id])
+    assert {r["email"] for r in emails} == {victim.email, w.org.owner.email}
+
+
+async def test_a_put_that_leaves_out_role_or_active_changes_neither(idp, su):
+    w, c = idp, idp.idp
+    h = {"Content-Type": SCIM_JSON}
+    mid = w.memberships["billing_admin"]
+    user = (await c.get(f"{w.base}/Users/{mid}")).json()
+    off = {"schemas": [PATCH], "Operations": [{"op": "replace", "path": "active", "value": False}]}
+    assert (await c.patch(f"{w.base}/Users/{mid}", json=off, headers=h)).status_code == 200
+    put = {"schemas": [USER], "userName": user["userName"], "displayName": "Bilal B."}  # Okta's PUT: no extension, no active
+    r = await c.put(f"{w.base}/Users/{mid}", json=put, headers=h)
+    assert r.status_code == 200, r.text
+    row = await su.fetchrow("SELECT role, suspended_at FROM membership WHERE id = $1", mid)
+    assert row["role"] == "billing_admin" and row["suspended_at"] is not None
+    updated = (await events(su, w.org, "member.scim_updated"))[0]
+    assert json.loads(updated["after"]) == {"displayName": "Bilal B."}
+
+
+async def test_odd_values_are_a_400_never_a_500(idp):
+    w, c = idp, idp.idp
+    h = {"Content-Type": SCIM_JSON}
+    for body in ({"schemas": [USER], "userName": "long@example.test", "displayName": "x" * 300},
+                 {"schemas": [USER], "userName": "nul@example.test", "displayName": "a\u0000b"},
+                 {"schemas": [USER], "userName": "not an email"}):
+        r = await c.post(f"{w.base}/Users", json=body, headers=h)
+        assert r.status_code == 400, (body, r.status_code, r.text[:200])
+    r = await c.post(f"{w.base}/Groups", json={"schemas": [GROUP], "displayName": "g", "externalId": "e" * 300}, headers=h)
+    assert r.status_code == 400
+    assert (await c.get(f"{w.base}/Users", params={"startIndex": str(10**30)})).status_code in (200, 400)
+
+
+async def test_a_custom_role_can_t_take_a_built_in_role_s_name(make_world, client_for):
+    w = await make_world()
+    owner = await client_for(w.users["owner"])
+    for name in ("billing_admin", "Billing admin", "MEMBER", "owner"):
+        r = await owner.post(f"/orgs/{w.org.slug}/roles", {"name": name, "permissions": "audit.view"})
+        assert r.status_code == 422 and "built-in role" in r.text, name
