@@ -110,9 +110,14 @@ def reference(doc: dict[str, Any]) -> tuple[list[Section], dict[str, Shape]]:
 
 @get("/docs/api", name="api.docs", include_in_schema=False)
 async def api_docs(request: Request) -> Response:
-    doc = request.app.openapi_schema.to_schema()
-    sections, shapes = reference(doc)
-    return await page(request, "api/docs.html", info=doc["info"], intro=prose(doc["info"].get("description")), sections=sections, shapes=shapes)
+    drawn = request.app.state.get(_DRAWN)
+    if drawn is None:  # the routes don't change while the app runs: drawn once
+        doc = request.app.openapi_schema.to_schema()
+        drawn = request.app.state[_DRAWN] = {"info": doc["info"], "intro": prose(doc["info"].get("description")), **dict(zip(("sections", "shapes"), reference(doc)))}
+    return await page(request, "api/docs.html", **drawn)
+
+
+_DRAWN = "portal.api.docs"
 
 
 ROUTES = [api_docs]

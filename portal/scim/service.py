@@ -31,6 +31,7 @@ from portal import clock, emails, mail
 from portal.mail.message import one_line
 from portal.audit import service as audit
 from portal.audit.actions import Action
+from portal.errors import Invalid
 from portal.db import engine as db
 from portal.invites.service import check_seats
 from portal.resources.common import NAME_MAX, savepoint
@@ -190,7 +191,7 @@ class OrgStorage(AsyncScimStorage):
         role, custom_role_id = await self._role(resource)
         try:
             await check_seats(self.ctx, clock.now())
-        except Exception as exc:  # portal.errors.Invalid: every seat taken
+        except Invalid as exc:  # every seat taken
             raise ConflictException(detail=str(exc)) from None
         accounts = db.current_connection()  # a global table: the request's own connection, no tenant filter
         account = await accounts.fetchrow("SELECT id, name FROM app_user WHERE email = $1", email)

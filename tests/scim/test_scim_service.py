@@ -82,7 +82,9 @@ async def test_the_scim_token_reaches_scim_only_and_other_credentials_never_reac
     _, theirs = await add_api_token(su, other.org, "scim")
     browser = await client_for(w.users["owner"])
     c = Client(app)
-    for headers, code in (({}, 401), (bearer(api_token), 403), (bearer(theirs), 404), (bearer("prt_" + "A" * 43), 401)):
+    _, agent_token = await add_api_token(su, w.org, agent_id=w.agent_used)
+    for headers, code in (({}, 401), (bearer(api_token), 403), (bearer(agent_token), 403), (bearer(theirs), 404),
+                          (bearer("prt_" + "A" * 43), 401)):
         for method in sorted({k.split()[0] for k in SCIM_ACCESS}):
             r = await c.http.request(method, f"{w.base}/Users", headers=headers, json={"userName": "x@example.com"})
             assert r.status_code == code and r.headers["content-type"].startswith(SCIM_JSON), (headers, method, r.status_code)
