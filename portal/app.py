@@ -75,19 +75,22 @@ def create_app(settings: Settings | None = None, *, manage_pool: bool = True, ex
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        worker = None
+        workers: list = []
         if manage_pool:
             db.bind(settings.database_url)
             await db.start_pool(settings.db_pool_size, acquire_timeout=settings.db_acquire_timeout)
             await check_database_role()
-            from portal.exports.worker import ExportWorker  # builds export archives in the background
+            if settings.run_workers:
+                from portal.exports.worker import ExportWorker  # builds export archives in the background
+                from portal.mail.queue import MailWorker  # delivers the mail outbox
 
-            worker = ExportWorker()
-            worker.start()
+                workers = [ExportWorker(), MailWorker()]
+                for worker in workers:
+                    worker.start()
         try:
             yield
         finally:
-            if worker is not None:
+            for worker in workers:
                 await worker.stop()  # before the pool closes: a running export is handed back
             if manage_pool:
                 await db.close_pool()

@@ -61,6 +61,9 @@ class Settings:
     signup_rate: int
     per_principal_concurrency: int
     per_client_concurrency: int
+    run_workers: bool = True
+    mail_retry_base: timedelta = timedelta(seconds=30)
+    mail_max_attempts: int = 8
 
     @property
     def secure_cookies(self) -> bool:
@@ -114,6 +117,9 @@ def load_settings() -> Settings:
         signup_rate=_int("SIGNUP_RATE", 20),
         per_principal_concurrency=_int("PER_PRINCIPAL_CONCURRENCY", 8),
         per_client_concurrency=_int("PER_CLIENT_CONCURRENCY", 32),
+        run_workers=os.environ.get("RUN_WORKERS", "1").strip().lower() not in ("0", "false", "no", "off"),
+        mail_retry_base=_duration("MAIL_RETRY_BASE", "30s"),
+        mail_max_attempts=max(1, _int("MAIL_MAX_ATTEMPTS", 8)),
     )
 
 

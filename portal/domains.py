@@ -36,6 +36,7 @@ TABLE_MODULES = [
     "portal.roles.tables",
     "portal.api.tables",
     "portal.exports.tables",
+    "portal.mail.tables",
 ]
 
 

@@ -23,9 +23,9 @@ from hypothesis import settings
 
 from portal import clock
 from portal.config import load_settings, set_settings
-from portal.mail import background
+from portal.mail import queue as mail_queue
 from tests.factories import PASSWORD_HASH, Client, OrgRef, User, World, build_world, unique
-from tests.mail_sink import SmtpSink, mail_settings
+from tests.mail_sink import SmtpSink, cancel_leftover_mail, mail_settings
 from tests.pg import TestDatabase
 
 logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -235,23 +235,26 @@ def gate():
 
 
 @pytest.fixture
-async def smtp_sink(app):
-    """A real SMTP server on a free port; the portal delivers to it for the test."""
+async def smtp_sink(app, database):
+    """A real SMTP server on a free port; the portal delivers to it for the test (``mail_queue.drain()``
+    runs the outbox worker once)."""
+    await cancel_leftover_mail(database)
     sink = SmtpSink().start()
     try:
         with mail_settings(smtp_url=sink.url()):
             yield sink
-            await background.drain()
+            await mail_queue.drain()
     finally:
         sink.stop()
 
 
 @pytest.fixture
-async def outbox(app, tmp_path):
+async def outbox(app, database, tmp_path):
     """No SMTP_URL: mail goes to ``<data dir>/outbox/*.eml``. Yields that folder."""
+    await cancel_leftover_mail(database)
     with mail_settings(smtp_url=None, data_dir=tmp_path):
         yield tmp_path / "outbox"
-        await background.drain()
+        await mail_queue.drain()
 
 
 @pytest.fixture

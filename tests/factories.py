@@ -23,7 +23,7 @@ from argon2 import PasswordHasher
 
 from portal import clock
 from portal.db import registry
-from portal.mail import background
+from portal.mail import queue as mail_queue
 from tests.mail_sink import link_in, text_of as mail_text
 
 PASSWORD = "correct-horse-battery-staple"
@@ -410,7 +410,7 @@ async def sign_up(client, email: str, *, name: str = "Ada Lovelace", password: s
     assert location.path == "/signup"
     assert parse_qs(location.query)["sent"] == ["1"]
     assert "portal_session" not in r.cookies
-    await background.drain()
+    await mail_queue.drain()
     return r
 
 
@@ -444,7 +444,7 @@ async def confirm(client, path: str, email: str, password: str = SIGNUP_PASSWORD
 async def send_invite(owner_client, org, email: str, role: str = "member"):
     r = await owner_client.post(f"/orgs/{org.slug}/invites", {"email": email, "role": role})
     assert r.status_code == 303, (r.status_code, r.text[:2000])
-    await background.drain()
+    await mail_queue.drain()
     return r
 
 

@@ -35,7 +35,8 @@ class SmtpSink:
 
     ``port`` is chosen up front (aiosmtpd cannot listen on port 0). Options: ``tls`` (a server
     SSLContext) with ``implicit_tls`` for SMTPS, else STARTTLS is offered (and required with
-    ``require_starttls``); ``credentials`` (user, password) makes AUTH mandatory.
+    ``require_starttls``); ``credentials`` (user, password) makes AUTH mandatory. Addresses in
+    ``refuse`` are turned away for good (550), as a server does for a mailbox that does not exist.
     """
 
     def __init__(
@@ -52,6 +53,7 @@ class SmtpSink:
         self.envelopes: list[tuple[str, list[str]]] = []
         self.logins: list[str] = []
         self.tls_seen: list[bool] = []
+        self.refuse: set[str] = set()
         kwargs: dict = {}
         if tls is not None and implicit_tls:
             kwargs["ssl_context"] = tls
@@ -68,6 +70,12 @@ class SmtpSink:
             self.logins.append(auth_data.login.decode())
             return AuthResult(success=True)
         return AuthResult(success=False, handled=False)
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address in self.refuse:
+            return "550 5.1.1 No such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
         self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
@@ -92,6 +100,16 @@ class SmtpSink:
             await asyncio.sleep(0.02)
         assert len(self.messages) >= count, f"expected {count} messages, got {len(self.messages)}"
         return self.messages
+
+
+async def cancel_leftover_mail(database) -> None:
+    """Mail that earlier tests queued and never delivered must not land in this test's mailbox."""
+    conn = await database.cluster.superuser_connect()
+    try:
+        for table in ("mail_outbox", "account_mail"):
+            await conn.execute(f"UPDATE {table} SET status = 'cancelled', payload = NULL WHERE status IN ('queued', 'sending')")
+    finally:
+        await conn.close()
 
 
 @contextmanager

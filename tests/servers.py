@@ -17,11 +17,17 @@ from portal.devdb import free_port, wait_for_port
 _UNINHERITED = ("FORWARDED_ALLOW_IPS", "PORTAL_ACCESS_LOG")
 
 
+class Server(str):
+    """The base URL of a running ``portal serve``; ``.process`` is its OS process."""
+
+    process: subprocess.Popen
+
+
 @contextmanager
-def portal_server(database, log_name: str, *, server: str = "uvicorn", args: tuple[str, ...] = (), **env: str) -> Iterator[str]:
+def portal_server(database, log_name: str, *, server: str = "uvicorn", args: tuple[str, ...] = (), **env: str) -> Iterator[Server]:
     """Serve the portal on a free loopback port with ``env`` on top of the suite's settings;
-    yields its base URL. Stopped with SIGINT (a clean shutdown flushes its log); the log lands
-    beside the test cluster (``server_log``)."""
+    yields its base URL (with ``.process``, for a test that kills it). Stopped with SIGINT (a
+    clean shutdown flushes its log); the log lands beside the test cluster (``server_log``)."""
     port = free_port()
     full_env = {k: v for k, v in os.environ.items() if k not in _UNINHERITED}
     full_env.update(database.env(), BASE_URL=f"http://127.0.0.1:{port}", **env)
@@ -33,9 +39,12 @@ def portal_server(database, log_name: str, *, server: str = "uvicorn", args: tup
         )
         try:
             wait_for_port(port, timeout=60)
-            yield f"http://127.0.0.1:{port}"
+            url = Server(f"http://127.0.0.1:{port}")
+            url.process = proc
+            yield url
         finally:
-            proc.send_signal(signal.SIGINT)
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
             try:
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:

@@ -22,7 +22,7 @@ from portal.accounts.signed import SignedLinks
 from portal.config import get_settings
 from portal.db import engine as db
 from portal.errors import Invalid
-from portal.mail import background
+from portal.mail import queue
 
 log = logging.getLogger("portal.accounts")
 
@@ -86,22 +86,16 @@ async def request_reset(raw_email: str, ip: str) -> None:
     if not await mail.address_allows("reset", email, MAILS_PER_ADDRESS):
         log.info("password reset mail not sent: address limit reached")
         return
-    async with db.connection() as conn:
+    async with db.transaction() as conn:  # the mail is queued with the read it is made from
         row = await conn.fetchrow("SELECT id, email, name, password_hash FROM app_user WHERE email = $1", email)
-    if row is None:
-        return
-    background.spawn(_send(dict(row)), what="password reset mail")
+        if row is not None:
+            await queue.enqueue(reset_mail(dict(row)))
 
 
-async def _send(row: dict[str, Any]) -> None:
+def reset_mail(row: dict[str, Any]) -> mail.Mail:
     link = reset_link(make_token(row["id"], row["password_hash"]))
     text, html = mail.render_mail("password_reset", name=row["name"], email=row["email"], link=link, valid_for="1 hour")
-    try:
-        await mail.send(
-            mail.Mail(to=row["email"], subject="Reset your Praesidia password", text=text, html=html, kind="password-reset", link=link)
-        )
-    except mail.MailError as exc:
-        log.warning("password reset mail to user %s not delivered: %s", row["id"], exc.reason)
+    return mail.Mail(to=row["email"], subject="Reset your Praesidia password", text=text, html=html, kind="password-reset", link=link)
 
 
 async def check(token: str) -> dict[str, Any]:

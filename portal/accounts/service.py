@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from uuid import UUID
 
-from portal import clock, emails, humanize, ratelimit
+from portal import clock, emails, humanize, mail, ratelimit
 from portal.accounts import verify
 from portal.accounts.passwords import hash_password, verify_password
 from portal.config import get_settings
 from portal.db import engine as db
 from portal.errors import Invalid, TooManyRequests
+
+log = logging.getLogger("portal.accounts")
 
 # Sign-in throttle (SPEC §9: slow guessers down, never lock the owner out). Failed attempts in
 # the window are counted per account and client, and per client; an account never refuses a
@@ -84,14 +87,18 @@ async def signup(email: str, name: str, password: str, *, ip: str | None = None,
     if ip is not None:
         await check_signup_rate(ip)
     password_hash = await hash_password(password)  # holding no connection (argon2 queues for a slot)
-    async with db.connection() as conn:
+    mail_allowed = await mail.address_allows("signup", email, verify.MAILS_PER_ADDRESS)
+    async with db.transaction() as conn:
         created = await conn.fetchval(
             "INSERT INTO app_user (email, name, password_hash) VALUES ($1, $2, $3) ON CONFLICT (email) DO NOTHING RETURNING id",
             email,
             name,
             password_hash,
         )
-    verify.after_signup(email, created, next_url)
+        if mail_allowed:
+            await verify.queue_signup_mail(email, name, created, next_url)
+        else:
+            log.info("sign-up mail not queued: address limit reached")
     return email
 
 

@@ -10,9 +10,10 @@ other link of the account dies with it. Opening it only shows a page (mail scann
 confirming is a POST by the account itself, signed in: a mailbox alone cannot confirm an account
 that somebody else created with its address, and knows the password of.
 
-Mail goes out from a background task after the account row is committed, never from a request
-holding a connection. Sign-up mails to one address are capped per hour and dropped silently
-beyond (they answer the same either way, so dropping reveals nothing).
+The mail is queued in the outbox (``portal.mail.queue``) in the transaction that creates the
+account, and sent after the commit; no request waits for the mail server. Sign-up mails to one
+address are capped per hour and dropped silently beyond (they answer the same either way, so
+dropping reveals nothing).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from portal.accounts.signed import SignedLinks
 from portal.config import get_settings
 from portal.db import engine as db
 from portal.errors import Forbidden
-from portal.mail import background
+from portal.mail import queue
 
 log = logging.getLogger("portal.accounts")
 
@@ -159,52 +160,31 @@ async def resend(user_id: UUID, next_url: str = "") -> str | None:
         message=f"We've sent you {RESENDS_PER_HOUR} confirmation links in the last hour. Check your spam folder, "
         "or ask again a little later.",
     )
-    background.spawn(_send_link(dict(row), next_url), what="email verification mail")
+    async with db.transaction():
+        await queue.enqueue(link_mail(dict(row), next_url))
     return row["email"]
 
 
 # -- sign-up mail -------------------------------------------------------------------------------
 
-def after_signup(email: str, created_id: UUID | None, next_url: str) -> None:
-    """The one mail of a sign-up, after its commit: a link for a new account, a warning for an
-    existing one. Chosen in the background, so the request does the same work either way."""
-    background.spawn(_signup_mail(email, created_id, next_url), what="sign-up mail")
-
-
-async def _signup_mail(email: str, created_id: UUID | None, next_url: str) -> None:
-    if not await mail.address_allows("signup", email, MAILS_PER_ADDRESS):
-        log.info("sign-up mail not sent: address limit reached")
-        return
-    async with db.connection() as conn:
-        if created_id is not None:
-            row = await conn.fetchrow(_ACCOUNT, created_id)
-        else:
-            row = await conn.fetchrow("SELECT id, email, name, email_verified_at FROM app_user WHERE email = $1", email)
-    if row is None:  # deleted meanwhile
-        return
+async def queue_signup_mail(email: str, name: str, created_id: UUID | None, next_url: str) -> None:
+    """The one mail of a sign-up, in its transaction: a link for a new account, a warning for an
+    existing one. Both branches do the same work (a row read or written, a mail queued)."""
     if created_id is not None:
-        await _send_link(dict(row), next_url)
-    else:
-        await _send_existing(dict(row))
+        await queue.enqueue(link_mail({"id": created_id, "email": email, "name": name}, next_url))
+        return
+    row = await db.current_connection().fetchrow("SELECT id, email, name, email_verified_at FROM app_user WHERE email = $1", email)
+    if row is not None:
+        await queue.enqueue(existing_mail(dict(row)))
 
 
-async def _deliver(message: mail.Mail, user_id: UUID) -> None:
-    try:
-        await mail.send(message)
-    except mail.MailError as exc:
-        log.warning("%s mail to user %s not delivered: %s", message.kind, user_id, exc.reason)
-
-
-async def _send_link(row: dict[str, Any], next_url: str) -> None:
+def link_mail(row: dict[str, Any], next_url: str) -> mail.Mail:
     link = verify_link(make_token(row["id"], row["email"], next_url))
     text, html = mail.render_mail("verify_email", name=row["name"], email=row["email"], link=link, valid_for=VALID_FOR)
-    await _deliver(
-        mail.Mail(to=row["email"], subject="Confirm your email address for Praesidia", text=text, html=html, kind="verify-email", link=link),
-        row["id"],
-    )
+    return mail.Mail(to=row["email"], subject="Confirm your email address for Praesidia", text=text, html=html, kind="verify-email", link=link)
 
 
-async def _send_existing(row: dict[str, Any]) -> None:
+def existing_mail(row: dict[str, Any]) -> mail.Mail:
     """Someone signed up with an address that has an account: tell its owner, offer the way in."""
     base = get_settings().base_url
     query = urlencode({"email": row["email"]})
@@ -220,14 +200,11 @@ async def _send_existing(row: dict[str, Any]) -> None:
         confirm_link=confirm_link,
         valid_for=VALID_FOR,
     )
-    await _deliver(
-        mail.Mail(
-            to=row["email"],
-            subject="Someone tried to create a Praesidia account with your email address",
-            text=text,
-            html=html,
-            kind="signup-existing",
-            link=confirm_link,
-        ),
-        row["id"],
+    return mail.Mail(
+        to=row["email"],
+        subject="Someone tried to create a Praesidia account with your email address",
+        text=text,
+        html=html,
+        kind="signup-existing",
+        link=confirm_link,
     )

@@ -36,7 +36,6 @@ from msgspec import Meta
 from portal.api import common, limits
 from portal.api.resource import IdempotencyKey, Limit
 from portal.errors import NotFound
-from portal.invites import delivery
 from portal.invites import service as invites
 from portal.members import service as members
 from portal.params import parse_id, search_text
@@ -154,7 +153,7 @@ class Invite(msgspec.Struct):
     role: RoleName  # a built-in role, or "custom" (then ``custom_role_id`` and ``custom_role_name``)
     custom_role_id: UUID | None
     custom_role_name: str | None
-    status: Literal["sending", "sent", "failed"]  # the email's delivery
+    status: Literal["sending", "retrying", "sent", "failed"]  # the email's delivery (from the outbox)
     send_error: str | None  # why it failed
     expired: bool  # a resend renews it
     created_at: datetime
@@ -214,7 +213,6 @@ async def invite_create(
     outgoing = await invites.create_invite(org, data.email, data.role)
     body = msgspec.json.encode(await _invite(org, outgoing.invite_id))
     await limits.remember(org, request, 201, body, {})
-    delivery.schedule(outgoing)  # waits for this request's commit, then emails the link
     return Response(body, status_code=201, media_type="application/json")  # type: ignore[return-value]
 
 
@@ -231,7 +229,6 @@ async def invite_resend(
     outgoing = await invites.resend_invite(org, parse_id(invite_id))
     body = msgspec.json.encode(await _invite(org, outgoing.invite_id))
     await limits.remember(org, request, 200, body, {})
-    delivery.schedule(outgoing)
     return Response(body, status_code=200, media_type="application/json")  # type: ignore[return-value]
 
 

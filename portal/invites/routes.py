@@ -9,7 +9,7 @@ from litestar.plugins.htmx import HTMXRequest
 from litestar.status_codes import HTTP_403_FORBIDDEN, HTTP_404_NOT_FOUND, HTTP_422_UNPROCESSABLE_ENTITY
 
 from portal.errors import Invalid, TooManyRequests
-from portal.invites import delivery, service
+from portal.invites import service
 from portal.invites.service import DeadInvite, Unverified, WrongAccount
 from portal.params import parse_id
 from portal.tenancy.context import OrgContext, client_ip
@@ -48,7 +48,6 @@ async def invite_create(request: Request, org: NamedDependency[OrgContext]) -> R
             errors=exc.field_errors,
             form_error=None if exc.field_errors else exc.message,
         )
-    delivery.schedule(outgoing)  # waits for this request's commit, then emails the link
     return redirect(request, url_for(request, "invites.list"), f"Invite created for {outgoing.email}. The link is being emailed now.")
 
 
@@ -64,11 +63,20 @@ async def invite_row(request: HTMXRequest, org: NamedDependency[OrgContext], inv
 @post("/invites/{invite_id:str}/resend", name="invites.resend", opt={"permission": Perm.MANAGE_MEMBERS}, status_code=303)
 async def invite_resend(request: HTMXRequest, org: NamedDependency[OrgContext], invite_id: FromPath[str]) -> Response:
     outgoing = await service.resend_invite(org, parse_id(invite_id))
-    delivery.schedule(outgoing)
     message = f"A new link is being emailed to {outgoing.email}. The previous link no longer works."
     if request.htmx:
         invite = await service.one_invite(org, outgoing.invite_id)
         return await page(request, LIST, block="row", invite=invite, message=message)
+    return redirect(request, url_for(request, "invites.list"), message)
+
+
+@post("/invites/{invite_id:str}/retry-mail", name="invites.retry_mail", opt={"permission": Perm.MANAGE_MEMBERS}, status_code=303)
+async def invite_retry_mail(request: HTMXRequest, org: NamedDependency[OrgContext], invite_id: FromPath[str]) -> Response:
+    """Queue an undelivered invite mail again (the same link)."""
+    email = await service.retry_mail(org, parse_id(invite_id))
+    message = f"The invite to {email} is being emailed again."
+    if request.htmx:
+        return await page(request, LIST, block="row", invite=await service.one_invite(org, parse_id(invite_id)), message=message)
     return redirect(request, url_for(request, "invites.list"), message)
 
 
@@ -144,4 +152,4 @@ async def invite_accept(request: Request, token: FromPath[str]) -> Response:
 
 
 ROUTES = [invite_landing, invite_accept]
-ORG_ROUTES = [invite_list, invite_create, invite_row, invite_resend, invite_revoke]
+ORG_ROUTES = [invite_list, invite_create, invite_row, invite_resend, invite_retry_mail, invite_revoke]

@@ -1,8 +1,8 @@
 """Invites: the owner's side (create, resend, revoke, list) and the invitee's (landing, accept).
 
-Tokens are ``secrets.token_urlsafe(32)`` (256 random bits). Only their SHA-256 is stored; the
-token itself lives in the email alone, and in memory until that email is handed to the mail
-backend (``portal.invites.delivery``). A dead invite — expired, revoked, accepted, replaced by a
+Tokens are ``secrets.token_urlsafe(32)`` (256 random bits). Only their SHA-256 is stored in the
+invite; the token itself lives in the email alone, sealed in the outbox until it is sent
+(``portal.invites.delivery``). A dead invite — expired, revoked, accepted, replaced by a
 resend, of a deleted org, or no invite at all — is one indistinguishable ``DeadInvite``.
 """
 
@@ -25,6 +25,8 @@ from portal.db import engine as db
 from portal.errors import Conflict, Forbidden, Invalid, NotFound, TooManyRequests
 from portal import ratelimit
 from portal.params import decode_cursor, encode_cursor
+from portal.invites import delivery
+from portal.mail import queue
 from portal.tenancy import scope as tenancy
 from portal.tenancy.context import OrgContext
 from portal.roles import service as roles
@@ -35,9 +37,6 @@ TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")  # exactly what token_urlsafe(32) 
 INVITES_PER_HOUR = 20  # per org, resends included: each one sends an email
 PUBLIC_HITS = 60  # landing + accept requests per client and window
 PUBLIC_WINDOW = timedelta(minutes=10)
-# A fresh invite without a delivery outcome yet is "sending"; after this, the process that was to
-# send it has evidently gone away, and the owner is told to resend.
-SENDING_GRACE = timedelta(minutes=2)
 
 PENDING = "accepted_at IS NULL AND revoked_at IS NULL AND superseded_at IS NULL"
 
@@ -71,15 +70,11 @@ class Unverified(Forbidden):
 
 @dataclass(frozen=True)
 class Outgoing:
-    """An invite to email once its transaction has committed. Holds the only copy of the token."""
+    """An invite just written, its mail queued in the same transaction."""
 
     org_id: UUID
     invite_id: UUID
     email: str
-    token: str = ""
-
-    def __repr__(self) -> str:  # never let the token reach a log line
-        return f"Outgoing(org_id={self.org_id}, invite_id={self.invite_id}, email={self.email!r})"
 
 
 @dataclass(frozen=True)
@@ -99,15 +94,11 @@ def new_token() -> tuple[str, str]:
     return token, hash_token(token)
 
 
-def invite_link(token: str) -> str:
-    return f"{get_settings().base_url}/invites/{token}"
-
-
 # -- the owner's side (inside the org request transaction) ---------------------------------------
 
 async def _lock_org(ctx: OrgContext) -> None:
     """Serialize invite creation per org (seat limit, rate limit). NO KEY UPDATE does not block
-    inserts that merely reference the org; the delivery task waits on this lock (see delivery)."""
+    inserts that merely reference the org."""
     locked = await db.current_connection().fetchval("SELECT 1 FROM organization WHERE id = $1 FOR NO KEY UPDATE", ctx.org.id)
     if locked is None:  # deleted meanwhile (or not visible to lock: then nothing below would be safe)
         raise NotFound()
@@ -161,7 +152,7 @@ async def check_seats(ctx: OrgContext, now: datetime) -> None:
 
 async def _insert(
     ctx: OrgContext, email: str, role: str, custom_role_id: UUID | None, now: datetime
-) -> tuple[UUID, datetime, str]:
+) -> tuple[UUID, datetime]:
     token, token_hash = new_token()
     row = await ctx.scope.fetchrow(
         """INSERT INTO invite (org_id, email, role, custom_role_id, token_hash, invited_by, created_at, expires_at)
@@ -174,7 +165,8 @@ async def _insert(
         now + get_settings().invite_ttl,
         custom_role_id,
     )
-    return row["id"], row["expires_at"], token
+    await delivery.queue_mail(ctx.scope, row["id"], token)  # the token's only copy, sealed in the outbox
+    return row["id"], row["expires_at"]
 
 
 async def create_invite(ctx: OrgContext, raw_email: str, raw_role: str) -> Outgoing:
@@ -221,7 +213,8 @@ async def create_invite(ctx: OrgContext, raw_email: str, raw_role: str) -> Outgo
     if pending:  # expired: retire it, the new invite takes its place (as a revoke would: within one's permissions)
         roles.require_within(ctx, roles.of_row(pending), "replace their expired invite")
         await ctx.scope.execute("UPDATE invite SET superseded_at = $2 WHERE org_id = {org} AND id = $1", pending["id"], now)
-    invite_id, expires_at, token = await _insert(ctx, email, choice.role.value, choice.custom_role_id, now)
+        await queue.cancel(ctx.scope, pending["id"])
+    invite_id, expires_at = await _insert(ctx, email, choice.role.value, choice.custom_role_id, now)
     if pending:
         await ctx.scope.execute("UPDATE invite SET replaced_by = $2 WHERE org_id = {org} AND id = $1", pending["id"], invite_id)
     await audit.record(
@@ -231,7 +224,7 @@ async def create_invite(ctx: OrgContext, raw_email: str, raw_role: str) -> Outgo
         before={"expired_invite_id": str(pending["id"])} if pending else None,
         after={"email": email, **role_fields(choice), "expires_at": expires_at.isoformat()},
     )
-    return Outgoing(ctx.org.id, invite_id, email, token)
+    return Outgoing(ctx.org.id, invite_id, email)
 
 
 async def _pending_row(ctx: OrgContext, invite_id: UUID, *, lock: bool = False):
@@ -261,7 +254,8 @@ async def resend_invite(ctx: OrgContext, invite_id: UUID) -> Outgoing:
     if old["expires_at"] <= now:  # an expired invite holds no seat until it is renewed
         await check_seats(ctx, now)
     await ctx.scope.execute("UPDATE invite SET superseded_at = $2 WHERE org_id = {org} AND id = $1", invite_id, now)
-    new_id, expires_at, token = await _insert(ctx, old["email"], old["role"], old["custom_role_id"], now)
+    await queue.cancel(ctx.scope, invite_id)  # its link dies: a mail of it still queued must not go out
+    new_id, expires_at = await _insert(ctx, old["email"], old["role"], old["custom_role_id"], now)
     await ctx.scope.execute("UPDATE invite SET replaced_by = $2 WHERE org_id = {org} AND id = $1", invite_id, new_id)
     await audit.record(
         ctx,
@@ -270,7 +264,7 @@ async def resend_invite(ctx: OrgContext, invite_id: UUID) -> Outgoing:
         before={"invite_id": str(invite_id), "expires_at": old["expires_at"].isoformat()},
         after={"invite_id": str(new_id), **role_fields(held), "expires_at": expires_at.isoformat()},
     )
-    return Outgoing(ctx.org.id, new_id, old["email"], token)
+    return Outgoing(ctx.org.id, new_id, old["email"])
 
 
 async def revoke_invite(ctx: OrgContext, invite_id: UUID) -> str:
@@ -280,33 +274,62 @@ async def revoke_invite(ctx: OrgContext, invite_id: UUID) -> str:
     await ctx.scope.execute(
         "UPDATE invite SET revoked_at = $2, revoked_by = $3 WHERE org_id = {org} AND id = $1", invite_id, clock.now(), ctx.user_id
     )
+    await queue.cancel(ctx.scope, invite_id)
     await audit.record(
         ctx, Action.INVITE_REVOKED, target=("invite", invite_id, row["email"]), before={"email": row["email"], **role_fields(held)}
     )
     return row["email"]
 
 
+
+async def retry_mail(ctx: OrgContext, invite_id: UUID) -> str:
+    """Put a pending invite's undelivered mail back in the outbox: the same link, sent again."""
+    row = await _pending_row(ctx, invite_id, lock=True)
+    roles.require_within(ctx, roles.of_row(row), "retry this invite's email")
+    mail_id = await ctx.scope.fetchval(
+        "SELECT id FROM mail_outbox WHERE org_id = {org} AND ref_id = $1 ORDER BY created_at DESC LIMIT 1", invite_id
+    )
+    if mail_id is None or not await queue.retry(ctx.scope, mail_id):
+        raise Conflict(f"The email to {row['email']} is not undelivered (any more). Reload the page to see where it stands.")
+    await ctx.scope.execute("UPDATE invite SET send_error = NULL WHERE org_id = {org} AND id = $1", invite_id)
+    return row["email"]
+
+
 _LIST = """
 SELECT i.id, i.email, i.role, i.custom_role_id, r.name AS role_name, r.permissions AS role_permissions,
-       i.created_at, i.expires_at, i.last_sent_at, i.send_error, u.name AS inviter_name, u.email AS inviter_email
+       i.created_at, i.expires_at, i.last_sent_at, i.send_error, u.name AS inviter_name, u.email AS inviter_email,
+       m.id AS mail_id, m.status AS mail_status, m.attempts AS mail_attempts, m.last_error AS mail_error,
+       m.run_after AS mail_next_try, m.sent_at AS mail_sent_at
 FROM invite i LEFT JOIN app_user u ON u.id = i.invited_by
 LEFT JOIN org_role r ON r.org_id = {org} AND r.id = i.custom_role_id
+-- its mail's delivery, from the outbox (the newest row: a retried dead letter is the same row)
+LEFT JOIN LATERAL (
+    SELECT o.id, o.status, o.attempts, o.last_error, o.run_after, o.sent_at FROM mail_outbox o
+    WHERE o.org_id = {org} AND o.ref_id = i.id ORDER BY o.created_at DESC LIMIT 1
+) m ON true
 WHERE i.org_id = {org} AND i.accepted_at IS NULL AND i.revoked_at IS NULL AND i.superseded_at IS NULL
 """
 
 
 def _with_status(row: Any, now: datetime) -> dict[str, Any]:
+    """The invite with its mail's delivery state: ``sending`` (queued, or being handed to the mail
+    server), ``retrying`` (an attempt failed; another follows), ``sent``, or ``failed`` (given up:
+    ``send_error`` says why, and the owner may try again)."""
     invite = dict(row)
     invite["expired"] = invite["expires_at"] <= now
-    if invite["send_error"]:
+    state = invite.pop("mail_status")
+    if state == "sent":
+        invite["status"], invite["last_sent_at"] = "sent", invite["mail_sent_at"]
+    elif state in ("queued", "sending"):
+        invite["status"] = "retrying" if invite["mail_attempts"] and invite["mail_error"] else "sending"
+        invite["send_error"] = invite["mail_error"] if invite["status"] == "retrying" else None
+    elif state == "dead":
+        invite["status"], invite["send_error"] = "failed", invite["mail_error"] or "the mail could not be delivered"
+    elif invite["send_error"]:  # no mail of its own (demo data)
         invite["status"] = "failed"
-    elif invite["last_sent_at"]:
-        invite["status"] = "sent"
-    elif now - invite["created_at"] < SENDING_GRACE:
-        invite["status"] = "sending"
     else:
-        invite["status"] = "failed"
-        invite["send_error"] = "the email was never handed to the mail server"
+        invite["status"] = "sent" if invite["last_sent_at"] else "failed"
+        invite["send_error"] = None if invite["last_sent_at"] else "no email was queued for this invite"
     return invite
 
 

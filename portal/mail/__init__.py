@@ -26,15 +26,16 @@ def backend_name() -> str:
     return "smtp" if get_settings().smtp_url else "outbox"
 
 
-async def send(mail: Mail) -> None:
-    """Deliver ``mail`` now, or raise ``MailError``."""
+async def send(mail: Mail, *, message_id: str | None = None) -> None:
+    """Deliver ``mail`` now, or raise ``MailError``. Only the outbox worker calls this
+    (``portal.mail.queue``): everything else queues its mail in its own transaction."""
     from portal.config import get_settings
     from portal.db.engine import forbid_while_holding
 
     forbid_while_holding("talking to the mail server")  # SMTP can take seconds; a connection must not wait for it
 
     settings = get_settings()
-    message = build_message(mail, settings.mail_from)
+    message = build_message(mail, settings.mail_from, message_id=message_id)
     if settings.smtp_url:
         from portal.mail import smtp
 

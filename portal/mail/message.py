@@ -14,11 +14,13 @@ from portal.config import ROOT
 
 
 class MailError(Exception):
-    """Delivery failed; ``reason`` is short and fit to show to the person who asked for the mail."""
+    """Delivery failed; ``reason`` is short and fit to show to the person who asked for the mail.
+    ``permanent``: trying again cannot help (the server refused the address for good, 5xx)."""
 
-    def __init__(self, reason: str):
+    def __init__(self, reason: str, *, permanent: bool = False):
         super().__init__(reason)
         self.reason = reason[:300]
+        self.permanent = permanent
 
 
 @dataclass(frozen=True)
@@ -56,14 +58,16 @@ def one_line(value: str, limit: int = 200) -> str:
     return " ".join(cleaned.split())[:limit]
 
 
-def build_message(mail: Mail, mail_from: str) -> EmailMessage:
+def build_message(mail: Mail, mail_from: str, *, message_id: str | None = None) -> EmailMessage:
+    """The message; ``message_id`` (a local part) makes its Message-ID stable across retries, so
+    a receiver that gets it twice (a sender that died after the server took it) sees one mail."""
     message = EmailMessage()
     message["From"] = one_line(mail_from, 320)
     message["To"] = one_line(mail.to, 320)
     message["Subject"] = one_line(mail.subject)
     message["Date"] = format_datetime(clock.now())
     domain = parseaddr(mail_from)[1].rpartition("@")[2] or "localhost"
-    message["Message-ID"] = make_msgid(domain=domain)
+    message["Message-ID"] = f"<{message_id}@{domain}>" if message_id else make_msgid(domain=domain)
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(mail.text)
     message.add_alternative(mail.html, subtype="html")

@@ -91,7 +91,8 @@ async def send(message: EmailMessage, target: SmtpTarget) -> None:
         raise MailError(f"the mail server at {target.where} rejected our sign-in (check the user and password in SMTP_URL)") from None
     except aiosmtplib.SMTPRecipientsRefused as exc:
         codes = ", ".join(str(e.code) for e in exc.recipients) or "refused"
-        raise MailError(f"the mail server refused the recipient address ({codes})") from None
+        permanent = bool(exc.recipients) and all(e.code >= 500 for e in exc.recipients)
+        raise MailError(f"the mail server refused the recipient address ({codes})", permanent=permanent) from None
     except aiosmtplib.SMTPSenderRefused as exc:
         raise MailError(f"the mail server refused the sender address MAIL_FROM ({exc.code})") from None
     except aiosmtplib.SMTPTimeoutError:
@@ -99,7 +100,7 @@ async def send(message: EmailMessage, target: SmtpTarget) -> None:
     except (aiosmtplib.SMTPConnectError, aiosmtplib.SMTPServerDisconnected):
         raise MailError(f"could not reach the mail server at {target.where}") from None
     except aiosmtplib.SMTPResponseException as exc:
-        raise MailError(f"the mail server answered {exc.code}: {exc.message[:120]}") from None
+        raise MailError(f"the mail server answered {exc.code}: {exc.message[:120]}", permanent=exc.code >= 500) from None
     except aiosmtplib.SMTPNotSupported:
         raise MailError(f"the mail server at {target.where} does not offer STARTTLS") from None
     except ssl.SSLError:

@@ -22,9 +22,8 @@ from scim2_server.responses import ScimResponse
 
 from portal.config import get_settings
 from portal.errors import DomainError
-from portal.mail import background
 from portal.scim.models import PROVIDER
-from portal.scim.service import OrgStorage, PortalService, send_set_password_links
+from portal.scim.service import OrgStorage, PortalService, queue_set_password_links
 from portal.tenancy.context import OrgContext
 from portal.tenancy.permissions import Perm
 
@@ -61,8 +60,8 @@ async def scim_endpoint(request: Request, org: NamedDependency[OrgContext], path
             answer = service.error_response(exc)
     if int(answer.status) >= 400:
         raise ScimAnswer(answer)  # the request's transaction rolls back
-    if storage.new_accounts:  # mailed once this request's transaction has committed
-        background.spawn(send_set_password_links(org.org.id, org.org.name, storage.new_accounts), what="SCIM set-password links")
+    if storage.new_accounts:  # queued in this request's transaction: mailed once it commits
+        await queue_set_password_links(org, storage.new_accounts)
     return _response(answer)
 
 

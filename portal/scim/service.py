@@ -28,6 +28,7 @@ from scim2_server.service import ScimService
 from scim2_server.storage import AsyncScimStorage, SearchPage
 
 from portal import clock, emails, mail
+from portal.mail import queue
 from portal.mail.message import one_line
 from portal.audit import service as audit
 from portal.audit.actions import Action
@@ -344,29 +345,26 @@ class OrgStorage(AsyncScimStorage):
         return SearchPage(total=total, resources=[(_group if groups else _user)(r) for r in rows])
 
 
-async def send_set_password_links(org_id: UUID, org_name: str, user_ids: list[UUID]) -> None:
+async def queue_set_password_links(ctx: OrgContext, user_ids: list[UUID]) -> None:
     """Each account the provisioning request created gets a welcome with its link to choose a
-    password (a reset link, bound to the placeholder hash: it dies once used), once that request
-    has committed. Spawned in the background: it waits on the org row the request holds, so a
-    request that rolled back created nobody and nothing is sent."""
+    password (a reset link, bound to the placeholder hash: it dies once used), queued in the
+    outbox in the request's own transaction: if that rolls back, nobody was created and nothing
+    is sent."""
     from portal.accounts import reset  # the accounts layer sits above this one
 
-    async with db.transaction() as conn:
-        await conn.execute("SELECT set_config('lock_timeout', '30s', true)")
-        await tenancy.enter(org_id)
-        await conn.fetchval("SELECT 1 FROM organization WHERE id = $1 FOR SHARE", org_id)
-        rows = await conn.fetch(
-            "SELECT id, email, name, password_hash FROM app_user WHERE id = ANY($1::uuid[]) AND starts_with(password_hash, $2)",
-            user_ids, NO_PASSWORD,
-        )
+    rows = await db.current_connection().fetch(
+        "SELECT id, email, name, password_hash FROM app_user WHERE id = ANY($1::uuid[]) AND starts_with(password_hash, $2)",
+        list(dict.fromkeys(user_ids)), NO_PASSWORD,
+    )
+    org_name = ctx.org.name
     for row in rows:
         link = reset.reset_link(reset.make_token(row["id"], row["password_hash"]))
         text, html = mail.render_mail("scim_welcome", name=row["name"], email=row["email"], org_name=org_name, link=link, valid_for="1 hour")
-        try:
-            await mail.send(mail.Mail(to=row["email"], subject=f"{one_line(org_name)} added you to Praesidia: choose your password",
-                                      text=text, html=html, kind="scim-welcome", link=link))
-        except mail.MailError as exc:
-            log.warning("SCIM welcome to user %s not delivered: %s", row["id"], exc.reason)
+        await queue.enqueue(
+            mail.Mail(to=row["email"], subject=f"{one_line(org_name)} added you to Praesidia: choose your password",
+                      text=text, html=html, kind="scim-welcome", link=link),
+            scope=ctx.scope, ref_id=row["id"],
+        )
 
 
 # -- Groups: the org's teams ------------------------------------------------------------------

@@ -7,7 +7,7 @@ from datetime import timedelta
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from portal import clock
-from portal.mail import background
+from portal.mail import queue as mail_queue
 from tests.factories import PASSWORD, Client, confirm, mail_to, sign_up, text_of, unique, verify_path
 from tests.mail_sink import outbox_messages
 
@@ -24,7 +24,7 @@ async def test_signup_mails_a_link_signs_nobody_in_and_the_person_signs_in(clien
     assert (await client.get("/orgs")).status_code == 303  # not signed in by signing up
     page = await client.get(r.headers["location"])
     assert page.status_code == 200 and "Check your inbox" in page.text and email in page.text
-    await background.drain()
+    await mail_queue.drain()
     path = verify_path(mail_to(outbox_messages(outbox), email, "Confirm your email address"))
 
     # unverified accounts sign in and use the portal

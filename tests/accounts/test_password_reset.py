@@ -7,7 +7,7 @@ import html
 from datetime import timedelta
 
 from portal import clock
-from portal.mail import background
+from portal.mail import queue as mail_queue
 from tests.factories import PASSWORD, Client, text_of, without_nonces
 from tests.mail_sink import RESET_LINK, link_in, outbox_messages, text_of as mail_text
 
@@ -18,7 +18,7 @@ async def ask(app, email: str) -> None:
     c = Client(app)
     r = await c.post("/forgot-password", {"email": email})
     assert r.status_code == 303 and r.headers["location"] == "/forgot-password?sent=1"
-    await background.drain()
+    await mail_queue.drain()
     await c.aclose()
 
 
@@ -65,7 +65,7 @@ async def test_unknown_address_gets_exactly_the_same_answer(app, outbox, make_us
         answers.append((r.status_code, r.headers["location"], page.status_code, without_nonces(page.text)))
     assert answers[0] == answers[1]
     assert "If an account uses that address" in html.unescape(answers[0][3])
-    await background.drain()
+    await mail_queue.drain()
     messages = outbox_messages(outbox)
     assert [m["To"] for m in messages] == [user.email]
 
@@ -124,7 +124,7 @@ async def test_requests_are_rate_limited_per_client_and_mail_per_address(app, ou
     assert r.status_code == 429 and int(r.headers["retry-after"]) > 0
     # a fourth request from elsewhere is answered the same way, but no fourth mail goes out
     assert (await Client(app).post("/forgot-password", {"email": user.email})).status_code == 303
-    await background.drain()
+    await mail_queue.drain()
     assert len(outbox_messages(outbox)) == reset.MAILS_PER_ADDRESS == 3
 
 

@@ -13,7 +13,7 @@ from itsdangerous import URLSafeTimedSerializer
 
 from portal import clock
 from portal.accounts import service, verify
-from portal.mail import background
+from portal.mail import queue as mail_queue
 from tests.factories import (
     PASSWORD,
     SIGNUP_PASSWORD,
@@ -75,7 +75,7 @@ async def test_signup_answers_the_same_for_a_new_and_an_existing_address(app, sm
     assert "Check your inbox" in answers[0][6] and "already exists" not in answers[0][6]
     assert len(hashed) == 2  # the existing address costs an argon2 hash too
 
-    await background.drain()
+    await mail_queue.drain()
     warning = mail_to(smtp_sink.messages, existing.email)
     assert "Someone tried to create a Praesidia account" in warning["Subject"]
     body = mail_text(warning)
@@ -203,7 +203,7 @@ async def test_unverified_account_cannot_accept_an_invite_until_it_confirms(app,
     r = await c.post("/account/verify-email/resend", {"next": here})
     assert r.status_code == 303 and r.headers["location"] == here
     assert "We've sent a new confirmation link" in html.unescape(text_of(await c.get(here)))
-    await background.drain()
+    await mail_queue.drain()
     r = await confirm(c, verify_path(mail_to(smtp_sink.messages, invitee.email)), invitee.email, PASSWORD)
     assert r.status_code == 303 and r.headers["location"] == here
 
@@ -244,7 +244,7 @@ async def test_resend_is_rate_limited_per_account(app, outbox, make_user, client
     assert r.status_code == 429 and int(r.headers["retry-after"]) > 0
     # from another session of the same account: the same limit
     assert (await (await client_for(user)).post("/account/verify-email/resend")).status_code == 429
-    await background.drain()
+    await mail_queue.drain()
     assert len([m for m in outbox_messages(outbox) if m["To"] == user.email]) == verify.RESENDS_PER_HOUR
     clock.advance(timedelta(hours=1, seconds=1))
     c = await client_for(user)
@@ -258,7 +258,7 @@ async def test_resend_for_a_verified_account_sends_nothing(app, outbox, make_use
     r = await c.post("/account/verify-email/resend")
     assert r.status_code == 303
     assert "already confirmed" in text_of(await c.get("/account"))
-    await background.drain()
+    await mail_queue.drain()
     assert outbox_messages(outbox) == []
 
 
@@ -266,7 +266,7 @@ async def test_signup_mails_to_one_address_are_capped_silently(app, outbox, make
     user = await make_user()
     for _ in range(verify.MAILS_PER_ADDRESS + 2):
         await sign_up(Client(app), user.email)  # each from another client, each answered alike
-    await background.drain()
+    await mail_queue.drain()
     assert len([m for m in outbox_messages(outbox) if m["To"] == user.email]) == verify.MAILS_PER_ADDRESS
 
 

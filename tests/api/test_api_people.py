@@ -12,7 +12,7 @@ from datetime import datetime
 
 import pytest
 
-from portal.mail import background
+from portal.mail import queue as mail_queue
 from tests.factories import Client, add_api_token, add_role, bearer, events, give_role, text_of, unique
 from tests.mail_sink import link_in
 
@@ -205,7 +205,7 @@ async def test_invite_is_emailed_after_commit_resent_and_revoked(people, su, smt
     assert r.status_code == 201, r.text
     created = r.json()
     assert created["email"] == "new.hire@example.test" and created["role"] == "billing_admin" and created["status"] == "sending"
-    await background.drain()
+    await mail_queue.drain()
     [message] = await smtp_sink.wait_for(1)
     assert message["To"] == "new.hire@example.test"
     link = link_in(message)
@@ -231,7 +231,7 @@ async def test_invite_is_emailed_after_commit_resent_and_revoked(people, su, smt
     assert retried.status_code == 200 and retried.json() == r.json() and retried.headers["idempotent-replayed"] == "true"
     resent = r.json()
     assert resent["id"] != created["id"] and resent["email"] == created["email"] and resent["role"] == "billing_admin"
-    await background.drain()
+    await mail_queue.drain()
     messages = await smtp_sink.wait_for(2)
     new_link = link_in(messages[1])
     assert new_link != link and new_link.rsplit("/", 1)[1] not in r.text
@@ -258,7 +258,7 @@ async def test_invite_creation_honours_idempotency_key_and_refuses_like_the_page
     assert again.headers.get("idempotent-replayed") == "true"
     other = await c.request("POST", f"{w.base}/invites", json={**body, "role": "billing_admin"}, headers={"Idempotency-Key": "invite-1"})
     assert other.status_code == 409
-    await background.drain()
+    await mail_queue.drain()
     assert len(smtp_sink.messages) == 1
     assert await su.fetchval("SELECT count(*) FROM invite WHERE org_id = $1 AND email = 'once@example.test'", w.org.id) == 1
 
@@ -280,7 +280,7 @@ async def test_invite_creation_honours_idempotency_key_and_refuses_like_the_page
     assert (await c.request("POST", f"{w.base}/invites/not-an-id/resend")).status_code == 404
     assert (await c.request("DELETE", f"{w.base}/invites/00000000-0000-0000-0000-000000000000")).status_code == 404
     assert state(await snapshot(w.org.id)) == before
-    await background.drain()
+    await mail_queue.drain()
     assert len(smtp_sink.messages) == 1
 
 

@@ -8,7 +8,7 @@ import logging
 import re
 from urllib.parse import parse_qs, urlsplit
 
-from portal.mail import background
+from portal.mail import queue as mail_queue
 from tests.factories import PASSWORD, Client, confirm, mail_to, send_invite, sign_up, text_of, verify_path
 from tests.mail_sink import html_of, link_in, outbox_messages, text_of as mail_text
 
@@ -31,7 +31,7 @@ async def test_invite_over_real_smtp_then_landing_new_account_and_accept(app, sm
     owner = await client_for(org.owner)
     r = await owner.post(f"/orgs/{org.slug}/invites", {"email": "New.Colleague@Example.test", "role": "compliance_officer"})
     assert r.status_code == 303 and r.headers["location"] == f"/orgs/{org.slug}/invites"
-    await background.drain()
+    await mail_queue.drain()
 
     [message] = await smtp_sink.wait_for(1)
     assert smtp_sink.envelopes[0][1] == ["new.colleague@example.test"]
@@ -197,7 +197,7 @@ async def test_resend_makes_a_new_link_and_kills_the_old_one(app, outbox, make_o
     old_id = await su.fetchval("SELECT id FROM invite WHERE org_id = $1", org.id)
     r = await owner.post(f"/orgs/{org.slug}/invites/{old_id}/resend")
     assert r.status_code == 303
-    await background.drain()
+    await mail_queue.drain()
     second = link_in(outbox_messages(outbox)[1])
     assert first != second
     visitor = Client(app)
@@ -219,7 +219,7 @@ async def test_resend_and_revoke_with_htmx_swap_the_row(app, outbox, make_org, c
     assert "<html" not in r.text and 'hx-swap-oob="true"' in r.text and "A new link is being emailed" in r.text
     new_id = await su.fetchval("SELECT id FROM invite WHERE org_id = $1 AND superseded_at IS NULL", org.id)
     assert f"invite-{new_id}" in r.text and "Sending" in r.text  # the row polls for its delivery
-    await background.drain()
+    await mail_queue.drain()
     row = await owner.get(f"/orgs/{org.slug}/invites/{new_id}", headers={"HX-Request": "true"})
     assert row.status_code == 200 and "Sending" not in row.text and "ana@example.test" in row.text
     plain = await owner.get(f"/orgs/{org.slug}/invites/{new_id}")

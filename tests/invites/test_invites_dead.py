@@ -14,7 +14,7 @@ import asyncpg
 
 from portal import clock
 from portal.config import get_settings
-from portal.mail import background
+from portal.mail import queue as mail_queue
 from tests.concurrency import wait_until_blocked_on_lock
 from tests.factories import Client, assert_member_count_exact, send_invite, text_of, without_nonces
 from tests.mail_sink import link_in, outbox_messages
@@ -58,7 +58,7 @@ async def test_every_dead_invite_gets_the_same_page(app, outbox, make_org, make_
     tokens["superseded"] = link_in(outbox_messages(outbox)[0]).rsplit("/", 1)[1]
     superseded_id = await su.fetchval("SELECT id FROM invite WHERE org_id = $1", orgs["superseded"].id)
     assert (await owner.post(f"/orgs/{orgs['superseded'].slug}/invites/{superseded_id}/resend")).status_code == 303
-    await background.drain()
+    await mail_queue.drain()
     tokens["deleted"], _ = await make_invite(orgs["deleted"], invitee.email)
     await su.execute("DELETE FROM organization WHERE id = $1", orgs["deleted"].id)
     for i, token in enumerate(GARBAGE):
@@ -196,7 +196,7 @@ async def test_the_database_never_contains_a_token(app, outbox, make_org, make_u
     await send_invite(owner, org, invitee.email, "compliance_officer")
     invite_id = await su.fetchval("SELECT id FROM invite WHERE org_id = $1", org.id)
     assert (await owner.post(f"/orgs/{org.slug}/invites/{invite_id}/resend")).status_code == 303
-    await background.drain()
+    await mail_queue.drain()
     links = [link_in(m) for m in outbox_messages(outbox)]
     tokens = [link.rsplit("/", 1)[1] for link in links]
     c = await client_for(invitee)

@@ -1,16 +1,19 @@
-"""The mail module and invite delivery: SMTP_URL forms, TLS and authentication against a real
-server, failure and recovery, and mail that leaves only after the invite has committed."""
+"""The mail module and the outbox: SMTP_URL forms, TLS and authentication against a real server,
+retries with backoff, dead letters and their retry, a lease that outlives its sender, and mail
+that leaves only after the invite has committed."""
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
 
-from portal import mail
+from portal import clock, mail
 from portal.devdb import free_port
-from portal.mail import background
+from portal.mail import queue as mail_queue
 from portal.mail.smtp import SmtpTarget
 from tests.factories import Client, send_invite, text_of
 from tests.mail_sink import SmtpSink, link_in, mail_settings, self_signed_tls, text_of as mail_text
@@ -90,52 +93,103 @@ async def test_implicit_tls_against_a_real_server(app, tmp_path):
         sink.stop()
 
 
-async def test_smtp_down_tells_the_owner_and_resend_works_once_it_is_back(app, make_org, client_for, su):
+async def test_smtp_down_the_invite_waits_in_the_outbox_and_arrives_once_it_is_back(app, make_org, client_for, su):
+    """Each failed attempt waits twice as long as the one before; the owner sees "Retrying" and
+    why; when the server is back the one mail arrives, with the Message-ID it had all along."""
     org = await make_org()
     owner = await client_for(org.owner)
     port = free_port()  # nothing listens here yet
-    with mail_settings(smtp_url=f"smtp://127.0.0.1:{port}"):
-        await send_invite(owner, org, "patient@example.test")
-        listing = await owner.get(f"/orgs/{org.slug}/invites")
-        body = text_of(listing)
-        assert "Some invites could not be emailed" in body
-        assert f"Not delivered Could not reach the mail server at 127.0.0.1:{port}. Resend to try again." in body
-        row = await su.fetchrow("SELECT id, send_error, last_sent_at, accepted_at, revoked_at FROM invite WHERE org_id = $1", org.id)
-        assert row["send_error"].startswith("could not reach") and row["last_sent_at"] is None
-        assert row["accepted_at"] is None and row["revoked_at"] is None  # still pending
+    with mail_settings(smtp_url=f"smtp://127.0.0.1:{port}", mail_retry_base=timedelta(seconds=30)):
+        await send_invite(owner, org, "patient@example.test")  # attempt 1 fails
+        body = text_of(await owner.get(f"/orgs/{org.slug}/invites"))
+        assert f"Retrying Attempt 1 failed: could not reach the mail server at 127.0.0.1:{port}." in body
+        queued = await su.fetchrow("SELECT id, status, attempts, run_after, created_at FROM mail_outbox WHERE org_id = $1", org.id)
+        assert (queued["status"], queued["attempts"]) == ("queued", 1)
+        assert timedelta(seconds=29) < queued["run_after"] - queued["created_at"] < timedelta(seconds=40)
+        await mail_queue.drain()  # not due yet: no attempt
+        assert await su.fetchval("SELECT attempts FROM mail_outbox WHERE id = $1", queued["id"]) == 1
+        clock.advance(timedelta(seconds=31))
+        await mail_queue.drain()  # attempt 2 fails: the next waits 60 s
+        second = await su.fetchrow("SELECT attempts, run_after FROM mail_outbox WHERE id = $1", queued["id"])
+        assert second["attempts"] == 2 and second["run_after"] - clock.now() > timedelta(seconds=55)
 
         sink = SmtpSink(port=port).start()
         try:
-            r = await owner.post(f"/orgs/{org.slug}/invites/{row['id']}/resend")
-            assert r.status_code == 303
-            await background.drain()
+            clock.advance(timedelta(seconds=61))
+            await mail_queue.drain()
             [message] = await sink.wait_for(1)
+            await mail_queue.drain()
+            assert len(sink.messages) == 1
         finally:
             sink.stop()
-    path = link_in(message)
-    assert (await Client(app).get(path)).status_code == 200
+    assert message["Message-ID"].startswith(f"<{queued['id']}@")
+    assert (await Client(app).get(link_in(message))).status_code == 200
     listing = text_of(await owner.get(f"/orgs/{org.slug}/invites"))
-    assert "Not delivered" not in listing and "could not be emailed" not in listing
+    assert "Retrying" not in listing and "Not delivered" not in listing and "could not be emailed" not in listing
+    row = await su.fetchrow("SELECT status, payload, sent_at FROM mail_outbox WHERE id = $1", queued["id"])
+    assert row["status"] == "sent" and row["payload"] is None and row["sent_at"] is not None
     assert await su.fetchval("SELECT count(*) FROM invite WHERE org_id = $1 AND send_error IS NULL AND last_sent_at IS NOT NULL", org.id) == 1
 
 
+async def test_a_refused_address_is_dead_lettered_and_the_owner_can_retry(app, make_org, client_for, su, smtp_sink):
+    org = await make_org()
+    owner = await client_for(org.owner)
+    smtp_sink.refuse.add("nobody@example.test")
+    await send_invite(owner, org, "nobody@example.test")  # refused for good: no second attempt
+    mail_row = await su.fetchrow("SELECT id, status, attempts, last_error, payload FROM mail_outbox WHERE org_id = $1", org.id)
+    assert (mail_row["status"], mail_row["attempts"]) == ("dead", 1) and mail_row["payload"] is not None
+    assert "refused the recipient address (550)" in mail_row["last_error"]
+    listing = await owner.get(f"/orgs/{org.slug}/invites")
+    body = text_of(listing)
+    assert "Some invites could not be emailed" in body
+    assert "Not delivered The mail server refused the recipient address (550). Retry sends the same link again" in body
+    invite_id = await su.fetchval("SELECT id FROM invite WHERE org_id = $1", org.id)
+    assert await su.fetchval("SELECT send_error FROM invite WHERE id = $1", invite_id) == mail_row["last_error"]
+
+    smtp_sink.refuse.clear()  # the mailbox exists now
+    r = await owner.post(f"/orgs/{org.slug}/invites/{invite_id}/retry-mail", headers={"HX-Request": "true"})
+    assert r.status_code == 200 and "Sending" in r.text
+    await mail_queue.drain()
+    [message] = await smtp_sink.wait_for(1)
+    assert message["Message-ID"].startswith(f"<{mail_row['id']}@")
+    assert (await Client(app).get(link_in(message))).status_code == 200
+    assert "Not delivered" not in text_of(await owner.get(f"/orgs/{org.slug}/invites"))
+    again = await owner.post(f"/orgs/{org.slug}/invites/{invite_id}/retry-mail")  # nothing undelivered now
+    assert again.status_code == 409
+
+
+async def test_after_the_last_attempt_the_mail_is_dead(app, make_org, client_for, su):
+    org = await make_org()
+    owner = await client_for(org.owner)
+    with mail_settings(smtp_url=f"smtp://127.0.0.1:{free_port()}", mail_max_attempts=2, mail_retry_base=timedelta(seconds=1)):
+        await send_invite(owner, org, "gone@example.test")
+        clock.advance(timedelta(seconds=2))
+        await mail_queue.drain()
+    row = await su.fetchrow("SELECT status, attempts FROM mail_outbox WHERE org_id = $1", org.id)
+    assert (row["status"], row["attempts"]) == ("dead", 2)
+    assert "Not delivered Could not reach the mail server" in text_of(await owner.get(f"/orgs/{org.slug}/invites"))
+
+
 async def test_mail_leaves_only_after_the_invite_commits(app, make_org, su, monkeypatch):
-    """The delivery task waits for the creating transaction: nothing is sent while it is open,
+    """The mail is a row of the invite's transaction: a worker sees nothing while it is open,
     nothing at all if it rolls back, and the invite is durable when the mail goes out."""
     from portal.db import engine as db
-    from portal.invites import delivery, service
+    from portal.invites import service
     from portal.tenancy.context import resolve
     from portal.tenancy.permissions import Perm
 
     sent: list[tuple[str, int]] = []
 
-    async def recording_send(message):
-        committed = await su.fetchval("SELECT count(*) FROM invite WHERE email = $1 AND last_sent_at IS NULL", message.to)
+    async def recording_send(message, *, message_id=None):
+        committed = await su.fetchval("SELECT count(*) FROM invite WHERE email = $1", message.to)
         sent.append((message.to, committed))
 
     monkeypatch.setattr(mail, "send", recording_send)
     org = await make_org()
     owner = SimpleNamespace(id=org.owner.id, email=org.owner.email, name=org.owner.name)
+
+    async def worker_meanwhile():  # another task (its own connection), as another process's worker
+        await asyncio.create_task(mail_queue.drain(), context=contextvars.Context())
 
     class Abort(Exception):
         pass
@@ -143,17 +197,37 @@ async def test_mail_leaves_only_after_the_invite_commits(app, make_org, su, monk
     with pytest.raises(Abort):
         async with db.transaction(user_id=owner.id):
             ctx = await resolve(org.slug, owner, Perm.MANAGE_MEMBERS, lock=True)
-            delivery.schedule(await service.create_invite(ctx, "rolled-back@example.test", "member"))
-            await asyncio.sleep(0.3)
-            assert sent == []  # waiting for this transaction
+            await service.create_invite(ctx, "rolled-back@example.test", "member")
+            await worker_meanwhile()
+            assert sent == []  # not committed: invisible to the worker
             raise Abort
-    await background.drain()
+    await mail_queue.drain()
     assert sent == []  # rolled back: nothing to send
+    assert await su.fetchval("SELECT count(*) FROM mail_outbox WHERE recipient = 'rolled-back@example.test'") == 0
 
     async with db.transaction(user_id=owner.id):
         ctx = await resolve(org.slug, owner, Perm.MANAGE_MEMBERS, lock=True)
-        delivery.schedule(await service.create_invite(ctx, "committed@example.test", "member"))
-        await asyncio.sleep(0.3)
+        await service.create_invite(ctx, "committed@example.test", "member")
+        await worker_meanwhile()
         assert sent == []
-    await background.drain()
+    await mail_queue.drain()
     assert sent == [("committed@example.test", 1)]  # visible to another connection: committed
+
+
+async def test_a_sender_that_died_mid_send_is_replaced_with_the_same_message(app, make_org, client_for, su, smtp_sink):
+    """A worker claimed the mail and died before recording the outcome: once its lease runs out
+    another worker sends it, with the same Message-ID (a mailbox shows one message)."""
+    org = await make_org()
+    owner = await client_for(org.owner)
+    r = await owner.post(f"/orgs/{org.slug}/invites", {"email": "lease@example.test", "role": "member"})
+    assert r.status_code == 303
+    mail_id = await su.fetchval("SELECT id FROM mail_outbox WHERE org_id = $1", org.id)
+    claim = await mail_queue._claim(mail_id, org.id)  # claimed by a worker that then vanishes
+    assert claim is not None and claim.attempt == 1
+    await mail_queue.drain()
+    assert smtp_sink.messages == []  # its lease holds
+    clock.advance(mail_queue.LEASE + timedelta(seconds=1))
+    await mail_queue.drain()
+    [message] = await smtp_sink.wait_for(1)
+    assert message["Message-ID"] == f"<{mail_id}@praesidia.localhost>"
+    assert await su.fetchval("SELECT attempts FROM mail_outbox WHERE id = $1", mail_id) == 2

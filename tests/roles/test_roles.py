@@ -162,7 +162,7 @@ async def test_another_orgs_role_is_not_a_choice(make_world, client_for, su, sna
 
 
 async def test_invites_carry_a_custom_role_to_the_new_member(make_world, make_user, client_for, su, smtp_sink):
-    from portal.mail import background
+    from portal.mail import queue as mail_queue
 
     w = await make_world()
     owner = await client_for(w.users["owner"])
@@ -173,7 +173,7 @@ async def test_invites_carry_a_custom_role_to_the_new_member(make_world, make_us
     invite = await su.fetchrow("SELECT role, custom_role_id FROM invite WHERE org_id = $1 AND email = $2", w.org.id, invitee.email)
     assert (invite["role"], invite["custom_role_id"]) == ("custom", w.role)
     assert name in text_of(await owner.get(f"/orgs/{w.org.slug}/invites"))
-    await background.drain()
+    await mail_queue.drain()
     [message] = await smtp_sink.wait_for(1)
     body = message.get_body(("plain",)).get_content()
     assert name in body

@@ -26,6 +26,7 @@ CONTAINED = {
     "GET /orgs/{slug}/members/{member_id}/remove": MEMBER_ROLE,
     "POST /orgs/{slug}/members/{member_id}/remove": MEMBER_ROLE,
     "POST /orgs/{slug}/invites/{invite_id}/resend": MEMBER_ROLE,
+    "POST /orgs/{slug}/invites/{invite_id}/retry-mail": MEMBER_ROLE,
     "POST /orgs/{slug}/invites/{invite_id}/revoke": MEMBER_ROLE,
     "POST /orgs/{slug}/api-tokens": MEMBER_ROLE,  # the form asks for a member-role token
     "POST /orgs/{slug}/api-tokens/{token_id}/revoke": MEMBER_ROLE,  # the world's token is a member's

@@ -99,7 +99,7 @@ PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 
 
 async def test_provisioning_a_new_person_creates_an_account_without_a_password_and_mails_a_link(idp, su, smtp_sink, client_for):
-    from portal.mail import background
+    from portal.mail import queue as mail_queue
 
     w, c = idp, idp.idp
     body = {"schemas": [USER, EXT], "userName": "New.Hire@Example.test", "name": {"givenName": "New", "familyName": "Hire"},
@@ -111,7 +111,7 @@ async def test_provisioning_a_new_person_creates_an_account_without_a_password_a
     assert user["userName"] == "new.hire@example.test" and user[EXT]["role"] == "billing_admin" and user["externalId"] == "okta-1"
     row = await su.fetchrow("SELECT m.role, m.scim_managed, u.password_hash FROM membership m JOIN app_user u ON u.id = m.user_id WHERE m.id = $1", user["id"])
     assert row["role"] == "billing_admin" and row["scim_managed"] and row["password_hash"].startswith("!scim:")
-    await background.drain()
+    await mail_queue.drain()
     mails = await smtp_sink.wait_for(1)
     assert "new.hire@example.test" in str(mails[0]["To"]) and "/reset-password/" in mails[0].as_string()
     assert w.org.name in str(mails[0]["Subject"]) and "choose your password" in str(mails[0]["Subject"])

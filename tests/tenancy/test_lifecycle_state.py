@@ -30,12 +30,12 @@ ORG_SLOTS = 3
 async def test_lifecycle_state_machine(app, su, make_user, client_for, monkeypatch):
     from portal import mail
     from portal.config import get_settings
-    from portal.mail import background
+    from portal.mail import queue as mail_queue
 
     loop = asyncio.get_running_loop()
     links: dict[str, str] = {}
 
-    async def capture(message):
+    async def capture(message, *, message_id=None):
         if message.link:
             links[message.to] = message.link.removeprefix(get_settings().base_url)
 
@@ -100,7 +100,7 @@ async def test_lifecycle_state_machine(app, su, make_user, client_for, monkeypat
                     code = 303
             self.expect(r, code, "invite")
             if code == 303:
-                run(background.drain())
+                run(mail_queue.drain())
                 assert target.email in links, (target.email, sorted(links))
                 org["pending"][target.email] = (role, links.pop(target.email))
 

@@ -1,0 +1,314 @@
+"""The transactional outbox: a mail is a row of ``mail_outbox`` written in the transaction of the
+change that causes it, and a worker delivers it after the commit (SPEC §15).
+
+So a change and its mail commit or roll back together: an invite whose transaction rolls back
+sends nothing, and one that commits is mailed even if the process dies the next instant — the
+worker of any process (this one after a restart, or another) finds the row.
+
+Delivery, one row at a time:
+
+* **Claim** in a short transaction (the org's own for org mail; the worker's for account mail):
+  ``FOR UPDATE SKIP LOCKED``, status ``sending``, ``attempts + 1``, a lease (``lease_until``).
+  The attempt number is the lease: the outcome is written only if it still holds.
+* **Send** holding no connection (SMTP can take seconds). The Message-ID is the row's id, the same
+  on every attempt: if a sender dies after the server took the message but before it recorded
+  that, the retry is the same message again, which mail clients show once.
+* **Record** the outcome: ``sent`` (the sealed message is wiped); or, on a temporary failure, back
+  to ``queued`` with an exponential backoff (``MAIL_RETRY_BASE`` × 2^(attempt−1), at most an
+  hour); after ``MAIL_MAX_ATTEMPTS``, or at once when the server refuses the address for good,
+  ``dead``: shown to the org's owners with a way to try again.
+
+The message is sealed (AES-GCM, key derived from ``SECRET_KEY``, bound to the row's id) because
+its links are live credentials: a copy of the database alone does not reveal them.
+
+Tests deliver with ``await drain()``; every app process runs ``MailWorker`` in its lifespan
+(``RUN_WORKERS``), and they share the queue through the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+import uuid
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import lru_cache
+from typing import Any
+from uuid import UUID
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from portal import clock, mail
+from portal.config import get_settings
+from portal.db import engine as db
+from portal.tenancy import scope as tenancy
+from portal.tenancy.scope import TenantScope
+
+log = logging.getLogger("portal.mail")
+
+LEASE = timedelta(minutes=5)  # longer than any SMTP exchange may take (SMTP_URL timeout ≤ 300 s)
+MAX_BACKOFF = timedelta(hours=1)
+KEEP_FINISHED = timedelta(days=30)  # sent, cancelled and dead rows are purged after this
+
+# -- sealing ------------------------------------------------------------------------------------
+
+_INFO = b"praesidia/mail-outbox/v1"
+
+
+@lru_cache(maxsize=4)
+def _cipher(secret_key: str) -> AESGCM:
+    return AESGCM(HKDF(algorithm=hashes.SHA256(), length=32, salt=b"praesidia-portal", info=_INFO).derive(secret_key.encode()))
+
+
+def _seal(message: mail.Mail, mail_id: UUID) -> bytes:
+    body = json.dumps({"text": message.text, "html": message.html, "link": message.link}).encode()
+    nonce = os.urandom(12)
+    return nonce + _cipher(get_settings().secret_key).encrypt(nonce, body, mail_id.bytes)
+
+
+def _open(sealed: bytes, mail_id: UUID) -> dict[str, Any]:
+    return json.loads(_cipher(get_settings().secret_key).decrypt(sealed[:12], sealed[12:], mail_id.bytes))
+
+
+# -- queueing (inside the caller's transaction) --------------------------------------------------
+
+_INSERT = """
+INSERT INTO mail_outbox (id, org_id, kind, ref_id, recipient, subject, payload, run_after, created_at)
+VALUES ($1, {org}, $2, $3, $4, $5, $6, $7, $7)
+"""
+
+
+def _account(sql: str) -> str:
+    """The same statement on ``account_mail``: a person's mail outside any org (a global table)."""
+    return sql.replace("mail_outbox", "account_mail").replace("org_id = {org} AND ", "").replace("org_id, ", "").replace("{org}, ", "")
+
+
+async def enqueue(message: mail.Mail, *, scope: TenantScope | None = None, ref_id: UUID | None = None) -> UUID:
+    """Queue ``message`` in the open transaction: an org's mail through the org's ``scope``, a
+    person's mail outside any org without one. It goes out once that transaction commits, and
+    never if it rolls back."""
+    mail_id = uuid.uuid4()
+    now = clock.now()
+    args = (mail_id, message.kind, ref_id, message.to[:320], mail.message.one_line(message.subject, 300), _seal(message, mail_id), now)
+    if scope is not None:
+        await scope.execute(_INSERT, *args)
+    else:
+        await db.current_connection().execute(_account(_INSERT), *args)
+    return mail_id
+
+
+async def cancel(scope: TenantScope, ref_id: UUID) -> None:
+    """Drop the queued mail about ``ref_id`` (an invite revoked or replaced before it went out)."""
+    await scope.execute(
+        "UPDATE mail_outbox SET status = 'cancelled', payload = NULL "
+        "WHERE org_id = {org} AND ref_id = $1 AND status = 'queued'",
+        ref_id,
+    )
+
+
+async def retry(scope: TenantScope, mail_id: UUID) -> bool:
+    """Put a dead org mail back in the queue (an owner's "try again"); False if it is not dead."""
+    done = await scope.fetchval(
+        "UPDATE mail_outbox SET status = 'queued', attempts = 0, run_after = $2, last_error = NULL "
+        "WHERE org_id = {org} AND id = $1 AND status = 'dead' RETURNING id",
+        mail_id,
+        clock.now(),
+    )
+    return done is not None
+
+
+# -- delivery -----------------------------------------------------------------------------------
+
+_WORKER_MODE = "SELECT set_config('app.mail_worker', 'on', true)"
+_DUE = (
+    "SELECT id, org_id, run_after FROM mail_outbox "  # unscoped: the worker's queue across orgs (read-only policy)
+    "WHERE (status = 'queued' AND run_after <= $1) OR (status = 'sending' AND lease_until < $1) "
+    "UNION ALL SELECT id, NULL, run_after FROM account_mail "
+    "WHERE (status = 'queued' AND run_after <= $1) OR (status = 'sending' AND lease_until < $1) "
+    "ORDER BY run_after LIMIT $2"
+)
+# Each statement names one row of an org's mail (``{org}``); ``_account`` makes the same statement
+# on a person's mail.
+_CLAIM = """
+UPDATE mail_outbox SET status = 'sending', attempts = attempts + 1, lease_until = $2
+WHERE id = (SELECT id FROM mail_outbox
+            WHERE org_id = {org} AND id = $1
+              AND ((status = 'queued' AND run_after <= $3) OR (status = 'sending' AND lease_until < $3))
+            FOR UPDATE SKIP LOCKED)
+RETURNING id, kind, ref_id, recipient, subject, payload, attempts
+"""
+_SENT = """
+UPDATE mail_outbox SET status = 'sent', payload = NULL, sent_at = $3, lease_until = NULL, last_error = NULL
+WHERE org_id = {org} AND id = $1 AND status = 'sending' AND attempts = $2 RETURNING ref_id
+"""
+_AGAIN = """
+UPDATE mail_outbox SET status = $3, run_after = $4, lease_until = NULL, last_error = $5
+WHERE org_id = {org} AND id = $1 AND status = 'sending' AND attempts = $2 RETURNING ref_id
+"""
+_PURGE = (
+    "DELETE FROM mail_outbox "  # unscoped: finished rows across orgs (the worker's purge policy)
+    "WHERE id IN (SELECT id FROM mail_outbox WHERE status IN ('sent', 'cancelled', 'dead') AND created_at < $1 LIMIT 1000)"
+)
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: UUID
+    org_id: UUID | None
+    kind: str
+    ref_id: UUID | None
+    recipient: str
+    subject: str
+    payload: bytes
+    attempt: int
+
+
+def backoff(attempt: int) -> timedelta:
+    """How long after failed attempt ``attempt`` (1, 2, …) the next one may start."""
+    return min(get_settings().mail_retry_base * (2 ** (attempt - 1)), MAX_BACKOFF)
+
+
+async def _on_row(org_id: UUID | None, sql: str, *args: Any, then: tuple[str, tuple] | None = None):
+    """One statement on one mail row, in a short transaction of its own: through the org's scope
+    for an org's mail, on ``account_mail`` for a person's. ``then``: a statement on the org's own
+    tables in the same transaction, run if the first one matched (an invite's delivery outcome)."""
+    async with db.transaction() as conn:
+        if org_id is None:
+            return await conn.fetchrow(_account(sql), *args)
+        scope = await tenancy.enter(org_id)
+        row = await scope.fetchrow(sql, *args)
+        if row is not None and then is not None:
+            await scope.execute(then[0], *then[1])
+        return row
+
+
+# What else a kind's outcome updates, in the same transaction (invites: the row the API shows).
+_AFTER_SENT: dict[str, str] = {
+    "invite": "UPDATE invite SET last_sent_at = $2, send_error = NULL WHERE org_id = {org} AND id = $1",
+}
+_AFTER_DEAD: dict[str, str] = {
+    "invite": "UPDATE invite SET send_error = $2 WHERE org_id = {org} AND id = $1",
+}
+
+
+async def _due(now: datetime, limit: int) -> list[tuple[UUID, UUID | None]]:
+    async with db.transaction() as conn:
+        await conn.execute(_WORKER_MODE)
+        return [(r["id"], r["org_id"]) for r in await conn.fetch(_DUE, now, limit)]
+
+
+async def _claim(mail_id: UUID, org_id: UUID | None) -> Claim | None:
+    now = clock.now()
+    row = await _on_row(org_id, _CLAIM, mail_id, now + LEASE, now)
+    if row is None:
+        return None  # another worker has it, or it was cancelled meanwhile
+    return Claim(row["id"], org_id, row["kind"], row["ref_id"], row["recipient"], row["subject"], row["payload"], row["attempts"])
+
+
+async def _record(claim: Claim, error: mail.MailError | None) -> None:
+    now = clock.now()
+    if error is None:
+        sql, args, after = _SENT, (now,), _AFTER_SENT.get(claim.kind)
+        after_args: tuple = (claim.ref_id, now)
+    else:
+        dead = error.permanent or claim.attempt >= get_settings().mail_max_attempts
+        status, run_after = ("dead", now) if dead else ("queued", now + backoff(claim.attempt))
+        sql, args = _AGAIN, (status, run_after, error.reason)
+        after, after_args = (_AFTER_DEAD.get(claim.kind) if dead else None), (claim.ref_id, error.reason)
+    then = (after, after_args) if after and claim.ref_id else None
+    if await _on_row(claim.org_id, sql, claim.id, claim.attempt, *args, then=then) is None:
+        log.info("mail %s: lease lost before its outcome was recorded", claim.id)
+
+
+async def deliver(claim: Claim) -> bool:
+    """Send one claimed mail and record the outcome; True if it went out."""
+    try:
+        body = _open(claim.payload, claim.id)
+    except (InvalidTag, ValueError):
+        error: mail.MailError | None = mail.MailError("the queued message could not be opened (was SECRET_KEY changed?)", permanent=True)
+    else:
+        message = mail.Mail(to=claim.recipient, subject=claim.subject, text=body["text"], html=body["html"], kind=claim.kind, link=body["link"])
+        try:
+            await mail.send(message, message_id=f"{claim.id}")
+            error = None
+        except mail.MailError as exc:
+            error = exc
+    if error is None:
+        log.info("mail %s (%s) delivered on attempt %d", claim.id, claim.kind, claim.attempt)
+    elif error.permanent or claim.attempt >= get_settings().mail_max_attempts:
+        log.warning("mail %s (%s) not delivered, given up after attempt %d: %s", claim.id, claim.kind, claim.attempt, error.reason)
+    else:
+        log.warning("mail %s (%s) attempt %d failed, will retry: %s", claim.id, claim.kind, claim.attempt, error.reason)
+    await _record(claim, error)
+    return error is None
+
+
+async def run_once(limit: int = 20) -> int:
+    """Deliver the mail due now (up to ``limit``); returns how many rows were handled."""
+    handled = 0
+    for mail_id, org_id in await _due(clock.now(), limit):
+        claim = await _claim(mail_id, org_id)
+        if claim is not None:
+            await deliver(claim)
+            handled += 1
+    return handled
+
+
+async def drain(max_rounds: int = 100) -> None:
+    """Deliver everything that is due, until nothing is (tests; a one-off ``portal`` command)."""
+    for _ in range(max_rounds):
+        if await run_once(100) == 0:
+            return
+
+
+async def purge(now: datetime | None = None) -> int:
+    """Delete finished mail older than ``KEEP_FINISHED``; returns how many rows went."""
+    before = (now or clock.now()) - KEEP_FINISHED
+    async with db.transaction() as conn:
+        await conn.execute(_WORKER_MODE)
+        purged = int((await conn.execute(_PURGE, before)).split()[-1])
+        purged += int((await conn.execute(_account(_PURGE), before)).split()[-1])
+    return purged
+
+
+class MailWorker:
+    """The delivery loop every app process runs (started in the lifespan)."""
+
+    def __init__(self, *, poll_interval: float = 1.0, purge_every: float = 3600.0):
+        self.poll_interval = poll_interval
+        self.purge_every = purge_every
+        self._task: asyncio.Task | None = None
+
+    async def run_forever(self) -> None:
+        last_purge = 0.0
+        while True:
+            handled = 0
+            try:
+                if time.monotonic() - last_purge >= self.purge_every:
+                    await purge()
+                    last_purge = time.monotonic()
+                handled = await run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a bad moment of the database must not end the worker
+                log.exception("mail worker iteration failed")
+            if not handled:
+                await asyncio.sleep(self.poll_interval)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self.run_forever(), name="mail-worker")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
