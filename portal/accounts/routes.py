@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from urllib.parse import urlencode
 
 from litestar import Request, Response, get, post
 from litestar.params import FromPath, FromQuery
-from litestar.status_codes import HTTP_403_FORBIDDEN, HTTP_422_UNPROCESSABLE_ENTITY
+from litestar.status_codes import HTTP_403_FORBIDDEN, HTTP_409_CONFLICT, HTTP_422_UNPROCESSABLE_ENTITY
 
-from portal.accounts import service, sessions, verify
+from portal.accounts import erasure, service, sessions, verify
 from portal.accounts.link_pages import link_page, on_link
 from portal.errors import Invalid
 from portal.tenancy.context import client_ip
@@ -98,9 +99,45 @@ async def logout(request: Request) -> Response:
     return _signed_out(redirect(request, next_url, "You have signed out."), request)
 
 
+ACCOUNT = "accounts/account.html"
+
+
+async def _account_page(request: Request, *, status: int = 200, **context) -> Response:
+    user_id = request.scope["user"].id
+    context.setdefault("owned_orgs", await erasure.owned_orgs(user_id))
+    return await page(request, ACCOUNT, status=status, email_verified_at=await verify.verified_at(user_id), **context)
+
+
 @get("/account", name="account.page")
 async def account(request: Request) -> Response:
-    return await page(request, "accounts/account.html", email_verified_at=await verify.verified_at(request.scope["user"].id))
+    return await _account_page(request)
+
+
+@get("/account/data", name="account.data")
+async def account_data(request: Request) -> Response:
+    """The signed-in person's own data as one JSON file (SPEC §14)."""
+    data = await erasure.personal_data(request.scope["user"].id)
+    filename = f"praesidia-personal-data-{data['generated_at'][:10]}.json"
+    return Response(
+        json.dumps(data, indent=2, ensure_ascii=False),
+        media_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"},
+    )
+
+
+@post("/account/delete", name="account.delete", status_code=303)
+async def account_delete(request: Request) -> Response:
+    """Delete the signed-in person's account, with their password (SPEC §14)."""
+    form = await read_form(request)
+    user = request.scope["user"]
+    try:
+        await erasure.delete_account(user.id, user.email, form.get("password", ""), client_ip(request.scope))
+    except erasure.OwnsOrgs as exc:
+        return await _account_page(request, status=HTTP_409_CONFLICT, owned_orgs=exc.orgs, form_error=exc.message)
+    except Invalid as exc:
+        return await _account_page(request, status=HTTP_422_UNPROCESSABLE_ENTITY, errors=exc.field_errors, form_error=exc.message)
+    message = "Your account was deleted. Thank you for using Praesidia."
+    return _signed_out(redirect(request, url_for(request, "account.login_form"), message), request)
 
 
 @post("/account/sign-out-everywhere", name="account.sign_out_everywhere", status_code=303)
@@ -152,6 +189,6 @@ async def verify_email_resend(request: Request) -> Response:
 
 
 ROUTES = [
-    signup_form, signup, login_form, login, logout, account, sign_out_everywhere,
+    signup_form, signup, login_form, login, logout, account, account_data, account_delete, sign_out_everywhere,
     verify_email_page, verify_email_confirm, verify_email_resend,
 ]

@@ -15,6 +15,8 @@ DML = frozenset({"SELECT", "INSERT", "UPDATE", "DELETE"})
 # Tables whose rows are never changed once written.
 APPEND_ONLY = {"audit_event", "deletion_receipt"}
 NO_ACCESS = {"migration"}
+# SECURITY DEFINER functions the app role may call (EXECUTE is revoked from PUBLIC for them).
+DEFINER_FUNCTIONS = ("erase_person(uuid, text, text, text)",)
 
 
 def expected_privileges() -> dict[str, frozenset[str]]:
@@ -44,5 +46,8 @@ async def apply(owner_url: str, app_role: str) -> None:
             for table, privs in expected_privileges().items():
                 if privs and table in existing:
                     await conn.execute(f"GRANT {', '.join(sorted(privs))} ON {table} TO {app_role}")
+            for function in DEFINER_FUNCTIONS:
+                if await conn.fetchval("SELECT to_regprocedure($1) IS NOT NULL", function):
+                    await conn.execute(f"GRANT EXECUTE ON FUNCTION {function} TO {app_role}")
     finally:
         await conn.close()
