@@ -31,13 +31,16 @@ _COLUMNS = """
     status varchar(10) NOT NULL DEFAULT 'queued'
         CHECK (status IN ('queued', 'sending', 'sent', 'dead', 'cancelled')),
     attempts integer NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+    attempt_limit integer,  -- set by a retry: attempts it may reach (else MAIL_MAX_ATTEMPTS)
     run_after timestamptz NOT NULL,
     lease_until timestamptz,
     last_error varchar(300),
     created_at timestamptz NOT NULL,
     sent_at timestamptz,
-    -- What is still to be sent (or may be retried) has its message; what is done has none.
-    CHECK ((status IN ('sent', 'cancelled')) = (payload IS NULL))
+    -- What is still to be sent has its message; what is done has none; a dead letter may keep
+    -- it for a retry (an org's) or not (a person's: nobody can retry it).
+    CHECK ((status IN ('queued', 'sending') AND payload IS NOT NULL)
+           OR (status IN ('sent', 'cancelled') AND payload IS NULL) OR status = 'dead')
 """
 
 SQL = f"""

@@ -113,6 +113,7 @@ ACCESS.update(
         "GET /orgs/{slug}/scim": ORG,
         "POST /orgs/{slug}/scim": ORG,
         "POST /orgs/{slug}/scim/{scim_token_id}/revoke": ORG,
+        "POST /orgs/{slug}/scim/retry-welcomes": ORG,
         "POST /orgs/{slug}/agents/{agent_id}/tokens": MANAGE_RESOURCES,
         "POST /orgs/{slug}/agents/{agent_id}/tokens/{agent_token_id}/revoke": MANAGE_RESOURCES,
         "GET /orgs/{slug}/roles": MEMBERS,

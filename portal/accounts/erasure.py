@@ -7,11 +7,13 @@ the person performed in the orgs they belong to. Every org is read through its s
 **Deletion** (``delete_account``), after the password was checked (throttled, nothing held):
 
 1. Refused while the person owns an org: ownership must move first (the page links to transfer).
-2. In one transaction: the account row is locked; each membership is locked after its org row (the
-   order every member change takes) and deleted, with a ``member.left`` event in that org —
-   their teams go with it; then ``erase_person`` (a database function, see its migration)
-   pseudonymises the audit trail in every org and deletes invites, queued mail and sign-in attempts
-   of the address; then the account itself goes, and its sessions with it.
+2. In one transaction, each membership is locked after its org row (the order every member change
+   takes) and deleted, with a ``member.left`` event in that org; their teams go with it.
+3. In another (it reads every org's audit trail, which must not happen while those orgs are
+   locked), ``erase_person`` — a database function, see its migration — pseudonymises the audit
+   trail in every org, deletes invites, queued mail and sign-in attempts of the address, and
+   deletes the account, its sessions with it. If the person joined an org in between, nothing is
+   erased and they are told.
 
 The pseudonym is stable (a keyed hash of the account id): one person's actions still read as one
 actor's in each org's history, and nothing links them back to the person. The trade-off between
@@ -24,6 +26,8 @@ import hashlib
 import hmac
 from typing import Any
 from uuid import UUID
+
+import asyncpg
 
 from portal import clock
 from portal.accounts import service
@@ -125,14 +129,27 @@ async def delete_account(user_id: UUID, email: str, password: str, ip: str) -> d
     if owned := await owned_orgs(user_id):  # before the hash: a refusal costs no argon2 slot
         raise OwnsOrgs(owned)
     await service.reauthenticate(email, password, ip)  # throttled like sign-in; holds nothing
+    left = await _leave_every_org(user_id, ip)
+    # Then, in a transaction of its own (it reads every org's audit trail, which must not happen
+    # while the orgs above are locked): the rest, by the database's erase_person.
+    try:
+        async with db.transaction(user_id=user_id) as conn:
+            counts = await conn.fetchval("SELECT erase_person($1, $2)", user_id, pseudonym(user_id))
+    except asyncpg.ObjectInUseError:  # joined an org in the moment between: nothing was erased
+        raise Conflict("You joined an organization a moment ago. Leave it (or delete your account again).") from None
+    return {"orgs_left": left, **json_value(counts)}
+
+
+async def _leave_every_org(user_id: UUID, ip: str) -> list[str]:
+    """End each membership as a departure: the org row, then the membership (the order every
+    member change takes), deleted and recorded as ``member.left`` in that org. One transaction."""
+    left = []
     async with db.transaction(user_id=user_id) as conn:
-        account = await conn.fetchrow("SELECT id, email, name FROM app_user WHERE id = $1 FOR UPDATE", user_id)
+        account = await conn.fetchrow("SELECT email, name FROM app_user WHERE id = $1", user_id)
         if account is None:
             raise Conflict("This account no longer exists.")
-        left = []
         for m in await conn.fetch(_MEMBERSHIPS, user_id):
             scope = await tenancy.enter(m["org_id"])
-            # The order of every member change: the org row, then the membership.
             await conn.execute("SELECT 1 FROM organization WHERE id = $1 FOR NO KEY UPDATE", m["org_id"])
             role = await scope.fetchval("SELECT role FROM membership WHERE org_id = {org} AND id = $1 FOR UPDATE", m["id"])
             if role is None:
@@ -146,8 +163,4 @@ async def delete_account(user_id: UUID, email: str, password: str, ip: str) -> d
                 before={"role": role, "user_id": str(user_id), "email": account["email"], "reason": "account deleted"},
             )
             left.append(m["slug"])
-        counts = await conn.fetchval(
-            "SELECT erase_person($1, $2, $3, $4)", user_id, account["email"], account["name"], pseudonym(user_id)
-        )
-        await conn.execute("DELETE FROM app_user WHERE id = $1", user_id)  # sessions go with it (cascade)
-    return {"orgs_left": left, **json_value(counts)}
+    return left

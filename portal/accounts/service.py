@@ -96,7 +96,7 @@ async def signup(email: str, name: str, password: str, *, ip: str | None = None,
             password_hash,
         )
         if mail_allowed:
-            await verify.queue_signup_mail(email, name, created, next_url)
+            await verify.queue_signup_mail(email, created, next_url)
         else:
             log.info("sign-up mail not queued: address limit reached")
     return email

@@ -167,15 +167,21 @@ async def resend(user_id: UUID, next_url: str = "") -> str | None:
 
 # -- sign-up mail -------------------------------------------------------------------------------
 
-async def queue_signup_mail(email: str, name: str, created_id: UUID | None, next_url: str) -> None:
-    """The one mail of a sign-up, in its transaction: a link for a new account, a warning for an
-    existing one. Both branches do the same work (a row read or written, a mail queued)."""
-    if created_id is not None:
-        await queue.enqueue(link_mail({"id": created_id, "email": email, "name": name}, next_url))
-        return
-    row = await db.current_connection().fetchrow("SELECT id, email, name, email_verified_at FROM app_user WHERE email = $1", email)
-    if row is not None:
-        await queue.enqueue(existing_mail(dict(row)))
+async def queue_signup_mail(email: str, created_id: UUID | None, next_url: str) -> None:
+    """The one mail of a sign-up, in its transaction. The same work either way: the address is
+    queued, and the worker writes a link for a new account or a warning for an existing one."""
+    await queue.enqueue_composed("signup", email, {"created": str(created_id) if created_id else None, "next": next_url})
+
+
+@queue.composer("signup")
+async def compose_signup(email: str, data: dict[str, Any]) -> mail.Mail | None:
+    async with db.connection() as conn:
+        row = await conn.fetchrow("SELECT id, email, name, email_verified_at FROM app_user WHERE email = $1", email)
+    if row is None:  # deleted meanwhile
+        return None
+    if data.get("created") == str(row["id"]):
+        return link_mail(dict(row), data.get("next") or "")
+    return existing_mail(dict(row))
 
 
 def link_mail(row: dict[str, Any], next_url: str) -> mail.Mail:

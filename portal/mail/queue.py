@@ -37,7 +37,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, Awaitable, Callable
 from uuid import UUID
 
 from cryptography.exceptions import InvalidTag
@@ -53,7 +53,8 @@ from portal.tenancy.scope import TenantScope
 
 log = logging.getLogger("portal.mail")
 
-LEASE = timedelta(minutes=5)  # longer than any SMTP exchange may take (SMTP_URL timeout ≤ 300 s)
+LEASE = timedelta(minutes=5)  # how long a claimed mail is its sender's; then another may take it
+SEND_TIMEOUT = LEASE / 2  # the whole hand-over to the mail server, however slow it is
 MAX_BACKOFF = timedelta(hours=1)
 KEEP_FINISHED = timedelta(days=30)  # sent, cancelled and dead rows are purged after this
 
@@ -67,8 +68,8 @@ def _cipher(secret_key: str) -> AESGCM:
     return AESGCM(HKDF(algorithm=hashes.SHA256(), length=32, salt=b"praesidia-portal", info=_INFO).derive(secret_key.encode()))
 
 
-def _seal(message: mail.Mail, mail_id: UUID) -> bytes:
-    body = json.dumps({"text": message.text, "html": message.html, "link": message.link}).encode()
+def _seal(body: dict[str, Any], mail_id: UUID) -> bytes:
+    body = json.dumps(body).encode()
     nonce = os.urandom(12)
     return nonce + _cipher(get_settings().secret_key).encrypt(nonce, body, mail_id.bytes)
 
@@ -94,9 +95,23 @@ async def enqueue(message: mail.Mail, *, scope: TenantScope | None = None, ref_i
     """Queue ``message`` in the open transaction: an org's mail through the org's ``scope``, a
     person's mail outside any org without one. It goes out once that transaction commits, and
     never if it rolls back."""
+    body = {"text": message.text, "html": message.html, "link": message.link}
+    return await _insert(message.kind, message.to, message.subject, body, scope, ref_id)
+
+
+async def enqueue_composed(kind: str, recipient: str, data: dict[str, Any]) -> UUID:
+    """Queue a person's mail that the worker composes when it sends it (``composer(kind)``).
+
+    For the public forms that must answer the same, with the same work, whether or not an address
+    has an account (sign-up, password reset): the request only queues the address and ``data``;
+    whether there is anything to send, and what, is decided later, away from the request."""
+    return await _insert(kind, recipient, f"({kind})", {"compose": data}, None, None)
+
+
+async def _insert(kind: str, recipient: str, subject: str, body: dict, scope: TenantScope | None, ref_id: UUID | None) -> UUID:
     mail_id = uuid.uuid4()
     now = clock.now()
-    args = (mail_id, message.kind, ref_id, message.to[:320], mail.message.one_line(message.subject, 300), _seal(message, mail_id), now)
+    args = (mail_id, kind, ref_id, recipient[:320], mail.message.one_line(subject, 300), _seal(body, mail_id), now)
     if scope is not None:
         await scope.execute(_INSERT, *args)
     else:
@@ -104,22 +119,40 @@ async def enqueue(message: mail.Mail, *, scope: TenantScope | None = None, ref_i
     return mail_id
 
 
+Composer = Callable[[str, dict[str, Any]], Awaitable["mail.Mail | None"]]
+_COMPOSERS: dict[str, Composer] = {}
+
+
+def composer(kind: str) -> Callable[[Composer], Composer]:
+    """Register the function that composes ``kind`` mail when it is sent: ``(recipient, data)``
+    → the message, or None when there is nothing to send. It runs in the worker, holding nothing."""
+
+    def register(fn: Composer) -> Composer:
+        _COMPOSERS[kind] = fn
+        return fn
+
+    return register
+
+
 async def cancel(scope: TenantScope, ref_id: UUID) -> None:
-    """Drop the queued mail about ``ref_id`` (an invite revoked or replaced before it went out)."""
+    """Drop the mail about ``ref_id`` that has not gone out (an invite revoked or replaced): queued,
+    being sent (its outcome is then not recorded as a retry), or given up."""
     await scope.execute(
         "UPDATE mail_outbox SET status = 'cancelled', payload = NULL "
-        "WHERE org_id = {org} AND ref_id = $1 AND status = 'queued'",
+        "WHERE org_id = {org} AND ref_id = $1 AND status IN ('queued', 'sending', 'dead')",
         ref_id,
     )
 
 
 async def retry(scope: TenantScope, mail_id: UUID) -> bool:
-    """Put a dead org mail back in the queue (an owner's "try again"); False if it is not dead."""
+    """Put a dead org mail back in the queue (an owner's "try again") with a fresh budget of
+    attempts; False if it is not dead. ``attempts`` keeps counting: it is the lease."""
     done = await scope.fetchval(
-        "UPDATE mail_outbox SET status = 'queued', attempts = 0, run_after = $2, last_error = NULL "
-        "WHERE org_id = {org} AND id = $1 AND status = 'dead' RETURNING id",
+        "UPDATE mail_outbox SET status = 'queued', attempt_limit = attempts + $3, run_after = $2, last_error = NULL "
+        "WHERE org_id = {org} AND id = $1 AND status = 'dead' AND payload IS NOT NULL RETURNING id",
         mail_id,
         clock.now(),
+        get_settings().mail_max_attempts,
     )
     return done is not None
 
@@ -142,14 +175,15 @@ WHERE id = (SELECT id FROM mail_outbox
             WHERE org_id = {org} AND id = $1
               AND ((status = 'queued' AND run_after <= $3) OR (status = 'sending' AND lease_until < $3))
             FOR UPDATE SKIP LOCKED)
-RETURNING id, kind, ref_id, recipient, subject, payload, attempts
+RETURNING id, kind, ref_id, recipient, subject, payload, attempts, attempt_limit
 """
 _SENT = """
 UPDATE mail_outbox SET status = 'sent', payload = NULL, sent_at = $3, lease_until = NULL, last_error = NULL
 WHERE org_id = {org} AND id = $1 AND status = 'sending' AND attempts = $2 RETURNING ref_id
 """
 _AGAIN = """
-UPDATE mail_outbox SET status = $3, run_after = $4, lease_until = NULL, last_error = $5
+UPDATE mail_outbox SET status = $3, run_after = $4, lease_until = NULL, last_error = $5,
+       payload = CASE WHEN $6 THEN NULL ELSE payload END
 WHERE org_id = {org} AND id = $1 AND status = 'sending' AND attempts = $2 RETURNING ref_id
 """
 _PURGE = (
@@ -168,6 +202,10 @@ class Claim:
     subject: str
     payload: bytes
     attempt: int
+    limit: int
+
+    def last(self) -> bool:
+        return self.attempt >= self.limit
 
 
 def backoff(attempt: int) -> timedelta:
@@ -209,7 +247,8 @@ async def _claim(mail_id: UUID, org_id: UUID | None) -> Claim | None:
     row = await _on_row(org_id, _CLAIM, mail_id, now + LEASE, now)
     if row is None:
         return None  # another worker has it, or it was cancelled meanwhile
-    return Claim(row["id"], org_id, row["kind"], row["ref_id"], row["recipient"], row["subject"], row["payload"], row["attempts"])
+    limit = row["attempt_limit"] or get_settings().mail_max_attempts
+    return Claim(row["id"], org_id, row["kind"], row["ref_id"], row["recipient"], row["subject"], row["payload"], row["attempts"], limit)
 
 
 async def _record(claim: Claim, error: mail.MailError | None) -> None:
@@ -218,9 +257,10 @@ async def _record(claim: Claim, error: mail.MailError | None) -> None:
         sql, args, after = _SENT, (now,), _AFTER_SENT.get(claim.kind)
         after_args: tuple = (claim.ref_id, now)
     else:
-        dead = error.permanent or claim.attempt >= get_settings().mail_max_attempts
+        dead = error.permanent or claim.last()
         status, run_after = ("dead", now) if dead else ("queued", now + backoff(claim.attempt))
-        sql, args = _AGAIN, (status, run_after, error.reason)
+        # A person's dead letter can't be retried by anyone: its links go now.
+        sql, args = _AGAIN, (status, run_after, error.reason, dead and claim.org_id is None)
         after, after_args = (_AFTER_DEAD.get(claim.kind) if dead else None), (claim.ref_id, error.reason)
     then = (after, after_args) if after and claim.ref_id else None
     if await _on_row(claim.org_id, sql, claim.id, claim.attempt, *args, then=then) is None:
@@ -230,24 +270,53 @@ async def _record(claim: Claim, error: mail.MailError | None) -> None:
 async def deliver(claim: Claim) -> bool:
     """Send one claimed mail and record the outcome; True if it went out."""
     try:
-        body = _open(claim.payload, claim.id)
-    except (InvalidTag, ValueError):
-        error: mail.MailError | None = mail.MailError("the queued message could not be opened (was SECRET_KEY changed?)", permanent=True)
-    else:
-        message = mail.Mail(to=claim.recipient, subject=claim.subject, text=body["text"], html=body["html"], kind=claim.kind, link=body["link"])
-        try:
-            await mail.send(message, message_id=f"{claim.id}")
-            error = None
-        except mail.MailError as exc:
-            error = exc
+        error = await _send(claim)
+    except NothingToSend:
+        await _on_row(claim.org_id, _AGAIN, claim.id, claim.attempt, "cancelled", clock.now(), None, True)
+        log.info("mail %s (%s): nothing to send", claim.id, claim.kind)
+        return False
     if error is None:
         log.info("mail %s (%s) delivered on attempt %d", claim.id, claim.kind, claim.attempt)
-    elif error.permanent or claim.attempt >= get_settings().mail_max_attempts:
+    elif error.permanent or claim.last():
         log.warning("mail %s (%s) not delivered, given up after attempt %d: %s", claim.id, claim.kind, claim.attempt, error.reason)
     else:
         log.warning("mail %s (%s) attempt %d failed, will retry: %s", claim.id, claim.kind, claim.attempt, error.reason)
     await _record(claim, error)
     return error is None
+
+
+class NothingToSend(Exception):
+    """A composed mail turned out to have no message (the address has no account)."""
+
+
+async def _send(claim: Claim) -> mail.MailError | None:
+    if claim.attempt > claim.limit:  # its senders kept dying mid-send (leases ran out): no more tries
+        return mail.MailError(f"the mail could not be handed over in {claim.attempt - 1} attempts", permanent=True)
+    try:
+        body = _open(claim.payload, claim.id)
+    except (InvalidTag, ValueError):
+        return mail.MailError("the queued message could not be opened (was SECRET_KEY changed?)", permanent=True)
+    try:
+        if "compose" in body:
+            composed = await _COMPOSERS[claim.kind](claim.recipient, body["compose"])
+            if composed is None:
+                raise NothingToSend()
+            message = composed
+        else:
+            message = mail.Mail(to=claim.recipient, subject=claim.subject, text=body["text"], html=body["html"], kind=claim.kind, link=body["link"])
+        # Well inside the lease: aiosmtplib's timeout is per step, so a slow server could
+        # otherwise outlast it, and a second worker would send the same mail meanwhile.
+        await asyncio.wait_for(mail.send(message, message_id=f"{claim.id}"), timeout=SEND_TIMEOUT.total_seconds())
+    except mail.MailError as exc:
+        return exc
+    except NothingToSend:
+        raise
+    except asyncio.TimeoutError:
+        return mail.MailError("the mail server took too long to accept the message")
+    except Exception:  # a bug must not leave the row "sending" until its lease runs out, forever
+        log.exception("mail %s: unexpected error while sending", claim.id)
+        return mail.MailError("an unexpected error occurred while sending")
+    return None
 
 
 async def run_once(limit: int = 20) -> int:

@@ -24,6 +24,7 @@ class _Mail(Table):
     payload = Bytea(null=True, default=None)
     status = Varchar(length=10, default="queued")
     attempts = Integer(default=0)
+    attempt_limit = Integer(null=True, default=None)
     run_after = Timestamptz()
     lease_until = Timestamptz(null=True, default=None)
     last_error = Varchar(length=300, null=True, default=None)

@@ -12,6 +12,7 @@ from portal.api import tokens
 from portal.config import get_settings
 from portal.errors import Invalid
 from portal.params import parse_id
+from portal.scim.service import retry_welcomes, undelivered_welcomes
 from portal.tenancy.context import OrgContext
 from portal.tenancy.permissions import Perm
 from portal.web.forms import read_form
@@ -25,6 +26,7 @@ async def _page(request: Request, org: OrgContext, **extra) -> Response:
     base_url = get_settings().base_url.rstrip("/") + f"/scim/v2/orgs/{org.org.slug}"
     return await page(
         request, "scim/tokens.html", tokens=await tokens.list_scim_tokens(org), base_url=base_url,
+        undelivered=await undelivered_welcomes(org),
         default_days=tokens.DEFAULT_DAYS, max_days=tokens.MAX_DAYS, **{"form": {}, "errors": {}, **extra},
     )
 
@@ -50,4 +52,12 @@ async def scim_token_revoke(request: Request, org: NamedDependency[OrgContext], 
     return redirect(request, url_for(request, "scim.tokens"), f"SCIM token “{name}” revoked. Your identity provider gets 401 from now on.")
 
 
-ORG_ROUTES = [scim_tokens, scim_token_create, scim_token_revoke]
+@post("/scim/retry-welcomes", name="scim.retry_welcomes", opt=OWNER, status_code=303)
+async def scim_retry_welcomes(request: Request, org: NamedDependency[OrgContext]) -> Response:
+    """Send a fresh welcome (a new link) to each provisioned person whose welcome was not delivered."""
+    count = await retry_welcomes(org)
+    message = f"A new welcome email is on its way to {count} {'person' if count == 1 else 'people'}." if count else "No welcome email was waiting to be retried."
+    return redirect(request, url_for(request, "scim.tokens"), message)
+
+
+ORG_ROUTES = [scim_tokens, scim_token_create, scim_token_revoke, scim_retry_welcomes]

@@ -367,6 +367,30 @@ async def queue_set_password_links(ctx: OrgContext, user_ids: list[UUID]) -> Non
         )
 
 
+async def undelivered_welcomes(ctx: OrgContext, limit: int = 50) -> list[Any]:
+    """Welcomes given up (the owner's SCIM page shows them, with a retry)."""
+    return await ctx.scope.fetch(
+        "SELECT recipient, last_error, created_at FROM mail_outbox "
+        "WHERE org_id = {org} AND kind = 'scim-welcome' AND status = 'dead' ORDER BY created_at DESC LIMIT $1",
+        limit,
+    )
+
+
+async def retry_welcomes(ctx: OrgContext) -> int:
+    """A fresh welcome for each undelivered one whose person is still a member without a password:
+    a new link (the old one may have expired while the mail server was down)."""
+    rows = await ctx.scope.fetch(
+        "UPDATE mail_outbox SET status = 'cancelled', payload = NULL "
+        "WHERE org_id = {org} AND kind = 'scim-welcome' AND status = 'dead' RETURNING ref_id"
+    )
+    members = await ctx.scope.fetch(
+        "SELECT user_id FROM membership WHERE org_id = {org} AND user_id = ANY($1::uuid[])",
+        [r["ref_id"] for r in rows if r["ref_id"]],
+    )
+    await queue_set_password_links(ctx, [m["user_id"] for m in members])
+    return len(members)
+
+
 # -- Groups: the org's teams ------------------------------------------------------------------
 
 

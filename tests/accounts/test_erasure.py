@@ -147,4 +147,29 @@ async def test_the_erasure_powers_are_the_owner_roles_alone_and_only_for_the_sig
     async with app_conn.transaction():
         await app_conn.execute("SELECT set_config('app.user_id', $1, true)", str(org.owner.id))
         with pytest.raises(asyncpg.RaiseError, match="signed-in person only"):
-            await app_conn.fetchval("SELECT erase_person($1, $2, 'n', 'p')", victim.id, victim.email)
+            await app_conn.fetchval("SELECT erase_person($1, $2)", victim.id, pseudonym(victim.id))
+    async with app_conn.transaction():  # as the person: only a pseudonym of the expected form
+        await app_conn.execute("SELECT set_config('app.user_id', $1, true)", str(victim.id))
+        with pytest.raises(asyncpg.RaiseError, match="not a pseudonym"):
+            await app_conn.fetchval("SELECT erase_person($1, 'Anything I like')", victim.id)
+    async with app_conn.transaction():  # and never while they belong to an org
+        await app_conn.execute("SELECT set_config('app.user_id', $1, true)", str(org.owner.id))
+        with pytest.raises(asyncpg.ObjectInUseError):
+            await app_conn.fetchval("SELECT erase_person($1, $2)", org.owner.id, pseudonym(org.owner.id))
+
+
+async def test_a_name_shared_with_other_data_rewrites_nothing_of_anyone_else(app, make_org, make_member, make_user, client_for, su):
+    """Names are neither unique nor chosen carefully: a person called "member" (or like a teammate
+    elsewhere) deleting their account must leave other people's events exactly as they were."""
+    bystander_org = await make_org()
+    namesake = await make_member(bystander_org, "member", user=await make_user(name="member"))
+    owner = await client_for(bystander_org.owner)
+    membership = await _membership(su, bystander_org, namesake)
+    assert (await owner.post(f"/orgs/{bystander_org.slug}/members/{membership}/role", {"role": "billing_admin"})).status_code in (200, 303)
+    before = await su.fetch("SELECT id, actor_email, target_label, before, after, ip FROM audit_event WHERE org_id = $1 ORDER BY id", bystander_org.id)
+
+    org = await make_org()
+    person = await make_member(org, "member", user=await make_user(name="member"))
+    assert (await (await client_for(person)).post("/account/delete", {"password": PASSWORD})).status_code == 303
+    after = await su.fetch("SELECT id, actor_email, target_label, before, after, ip FROM audit_event WHERE org_id = $1 ORDER BY id", bystander_org.id)
+    assert [dict(r) for r in after] == [dict(r) for r in before]

@@ -231,3 +231,22 @@ async def test_a_sender_that_died_mid_send_is_replaced_with_the_same_message(app
     [message] = await smtp_sink.wait_for(1)
     assert message["Message-ID"] == f"<{mail_id}@praesidia.localhost>"
     assert await su.fetchval("SELECT attempts FROM mail_outbox WHERE id = $1", mail_id) == 2
+
+
+async def test_revoking_or_replacing_an_invite_drops_its_unsent_mail(app, make_org, client_for, su, smtp_sink):
+    org = await make_org()
+    owner = await client_for(org.owner)
+    for email in ("revoked@example.test", "replaced@example.test"):
+        assert (await owner.post(f"/orgs/{org.slug}/invites", {"email": email, "role": "member"})).status_code == 303
+    revoked, replaced = [await su.fetchval("SELECT id FROM invite WHERE org_id = $1 AND email = $2", org.id, e)
+                         for e in ("revoked@example.test", "replaced@example.test")]
+    assert (await owner.post(f"/orgs/{org.slug}/invites/{revoked}/revoke")).status_code == 303
+    assert (await owner.post(f"/orgs/{org.slug}/invites/{replaced}/resend")).status_code == 303
+    rows = await su.fetch("SELECT ref_id, status, payload IS NULL AS wiped FROM mail_outbox WHERE org_id = $1", org.id)
+    assert {(r["ref_id"], r["status"], r["wiped"]) for r in rows if r["ref_id"] in (revoked, replaced)} == {
+        (revoked, "cancelled", True), (replaced, "cancelled", True)}
+    await mail_queue.drain()
+    [message] = await smtp_sink.wait_for(1)  # the replacement's mail alone
+    assert message["To"] == "replaced@example.test"
+    new_id = await su.fetchval("SELECT replaced_by FROM invite WHERE id = $1", replaced)
+    assert message["Message-ID"].startswith(f"<{await su.fetchval('SELECT id FROM mail_outbox WHERE ref_id = $1', new_id)}@")

@@ -121,6 +121,26 @@ async def test_provisioning_a_new_person_creates_an_account_without_a_password_a
     assert again.status_code == 409 and again.json()["scimType"] == "uniqueness"
 
 
+async def test_an_undelivered_welcome_is_shown_to_the_owner_who_sends_a_fresh_one(idp, su, smtp_sink, client_for):
+    from portal.mail import queue as mail_queue
+
+    w, c = idp, idp.idp
+    smtp_sink.refuse.add("bounced@example.test")
+    r = await c.post(f"{w.base}/Users", json={"schemas": [USER], "userName": "bounced@example.test"}, headers={"Content-Type": SCIM_JSON})
+    assert r.status_code == 201
+    await mail_queue.drain()
+    owner = await client_for(w.org.owner)
+    page = await owner.get(f"/orgs/{w.org.slug}/scim")
+    assert "Welcome emails not delivered" in page.text and "bounced@example.test" in page.text and "refused the recipient" in page.text
+    smtp_sink.refuse.clear()
+    done = await owner.post(f"/orgs/{w.org.slug}/scim/retry-welcomes")
+    assert done.status_code == 303
+    await mail_queue.drain()
+    [mail] = await smtp_sink.wait_for(1)
+    assert mail["To"] == "bounced@example.test" and "/reset-password/" in mail.as_string()
+    assert "Welcome emails not delivered" not in (await owner.get(f"/orgs/{w.org.slug}/scim")).text
+
+
 async def test_an_account_of_another_org_just_gains_a_membership(idp, make_world, su):
     w, c = idp, idp.idp
     other = await make_world()
