@@ -21,6 +21,7 @@ from portal.web.problems import EXCEPTION_HANDLERS as API_EXCEPTION_HANDLERS
 from portal.accounts.reauth import ReauthenticateMiddleware
 from portal.config import ROOT, Settings, get_settings
 from portal.db import engine as db
+from portal.ops.metrics import MetricsMiddleware
 from portal.tenancy.context import OrgContextMiddleware, provide_org, required_permission
 from portal.web.auth import SessionMiddleware, csrf_cookie_name
 from portal.web.errors import EXCEPTION_HANDLERS
@@ -99,7 +100,7 @@ def create_app(settings: Settings | None = None, *, manage_pool: bool = True, ex
         # The pages are not part of the API's OpenAPI document; the API is.
         route_handlers=[Router(path="/", route_handlers=[*top, org_router], include_in_schema=False), api_router, scim_router, static],
         request_class=HTMXRequest,  # ``request.htmx``: whether htmx sent it, its target, history restore…
-        middleware=[ClientShareMiddleware, SessionMiddleware, FairShareMiddleware],
+        middleware=[MetricsMiddleware, ClientShareMiddleware, SessionMiddleware, FairShareMiddleware],
         csrf_config=CSRFConfig(
             secret=settings.secret_key,
             cookie_name=csrf_cookie_name(settings.secure_cookies),  # bound to the session: portal.web.auth
@@ -153,4 +154,4 @@ def asgi() -> ASGIApp:
 
     app = create_app()
     logs.configure()  # after create_app: Litestar's LoggingConfig has just replaced the root handlers
-    return with_proxy_headers(AccessLogMiddleware(app))
+    return with_proxy_headers(logs.RequestIdMiddleware(AccessLogMiddleware(app)))

@@ -64,6 +64,7 @@ class Settings:
     run_workers: bool = True
     mail_retry_base: timedelta = timedelta(seconds=30)
     mail_max_attempts: int = 8
+    metrics_token: str | None = None
 
     @property
     def secure_cookies(self) -> bool:
@@ -120,6 +121,7 @@ def load_settings() -> Settings:
         run_workers=os.environ.get("RUN_WORKERS", "1").strip().lower() not in ("0", "false", "no", "off"),
         mail_retry_base=_duration("MAIL_RETRY_BASE", "30s"),
         mail_max_attempts=max(1, _int("MAIL_MAX_ATTEMPTS", 8)),
+        metrics_token=os.environ.get("METRICS_TOKEN") or None,
     )
 
 

@@ -27,6 +27,7 @@ ROUTE_MODULES = [
     "portal.audit.routes",
     "portal.exports.routes",
     "portal.orgs.deletion_routes",
+    "portal.ops.routes",
 ]
 
 TABLE_MODULES = [

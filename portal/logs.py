@@ -10,10 +10,15 @@ app writes the only one (``portal.access``, see ``portal.web.accesslog``), switc
 
 from __future__ import annotations
 
+import contextvars
 import copy
+import json
 import logging
 import logging.config
 import os
+import re
+import uuid
+from datetime import datetime, timezone
 from typing import Any
 
 from portal.web.logredact import RedactSecretLinks
@@ -22,10 +27,74 @@ ACCESS_LOGGER = "portal.access"
 ACCESS_LOG_ENV = "PORTAL_ACCESS_LOG"  # how `--access-log` reaches the worker processes
 REDACT_FILTER = "redact_secret_links"
 
-# Keyed by name so another format (JSON) is one more entry and a choice of handler formatter.
+LOG_FORMAT_ENV = "LOG_FORMAT"  # "text" (default) or "json": one JSON object per line
+REQUEST_ID_FILTER = "request_id"
+
+# The request being served, for every log line written while it is (``RequestIdMiddleware``).
+request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+_GIVEN_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")  # an id a proxy in front may pass on (X-Request-ID)
+
+
+class RequestIdFilter(logging.Filter):
+    """Puts the current request's id on every record (``-`` outside a request)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id.get()
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, request id, message (and the exception)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "request_id": getattr(record, "request_id", "-"),
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+class RequestIdMiddleware:
+    """Gives each HTTP request an id — the one a trusted proxy sent as ``X-Request-ID``, if it is
+    well-formed, else a new one — for its log lines and its response's ``X-Request-ID``."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = next((v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"x-request-id"), "")
+        rid = given if _GIVEN_ID.match(given) else uuid.uuid4().hex
+        token = request_id.set(rid)
+
+        async def send_with_id(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", ()), (b"x-request-id", rid.encode())]}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            request_id.reset(token)
+
+
+# Keyed by name: LOG_FORMAT picks the handler's.
 FORMATTERS: dict[str, dict[str, Any]] = {
-    "text": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+    "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"},
+    "json": {"()": f"{__name__}.JsonFormatter"},
 }
+
+
+def log_format() -> str:
+    chosen = os.environ.get(LOG_FORMAT_ENV, "text").strip().lower() or "text"
+    return chosen if chosen in FORMATTERS else "text"
 
 
 def access_log_enabled() -> bool:
@@ -40,14 +109,17 @@ def logging_config(access_log: bool | None = None) -> dict[str, Any]:
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {REDACT_FILTER: {"()": f"{RedactSecretLinks.__module__}.{RedactSecretLinks.__qualname__}"}},
+        "filters": {
+            REDACT_FILTER: {"()": f"{RedactSecretLinks.__module__}.{RedactSecretLinks.__qualname__}"},
+            REQUEST_ID_FILTER: {"()": f"{__name__}.RequestIdFilter"},
+        },
         "formatters": copy.deepcopy(FORMATTERS),
         "handlers": {
             "console": {
                 "class": "logging.StreamHandler",
                 "stream": "ext://sys.stderr",
-                "formatter": "text",
-                "filters": [REDACT_FILTER],
+                "formatter": log_format(),
+                "filters": [REDACT_FILTER, REQUEST_ID_FILTER],
             },
         },
         "root": {"level": "INFO", "handlers": ["console"]},
@@ -73,3 +145,5 @@ def configure(access_log: bool | None = None) -> None:
         for handler in logger.handlers:
             if not any(isinstance(f, RedactSecretLinks) for f in handler.filters):
                 handler.addFilter(RedactSecretLinks())
+            if not any(isinstance(f, RequestIdFilter) for f in handler.filters):
+                handler.addFilter(RequestIdFilter())

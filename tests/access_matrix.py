@@ -35,6 +35,8 @@ SPEC_HOLDERS = {
 ACCESS = {
     "GET /": PUBLIC,
     "GET /healthz": PUBLIC,
+    "GET /readyz": PUBLIC,
+    "GET /metrics": PUBLIC,  # its own bearer (METRICS_TOKEN), not a session
     "GET /docs/api": PUBLIC,
     "GET /signup": PUBLIC,
     "POST /signup": PUBLIC,

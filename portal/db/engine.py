@@ -8,6 +8,7 @@ engine at start-up, so every Piccolo query runs on the transaction opened by
 from __future__ import annotations
 
 import asyncio
+import errno
 import contextvars
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
@@ -96,6 +97,27 @@ class GuardedPool:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._pool, name)
+
+
+# What a request meets while PostgreSQL restarts or is out of reach: the connection was closed
+# under it, could not be made, or the server is starting up or shutting down.
+_DOWN = (
+    asyncpg.PostgresConnectionError,  # incl. "cannot connect now" while the server starts or stops
+    asyncpg.InterfaceError,  # "connection is closed" on a pooled connection the server dropped
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.InternalClientError,  # a connection left mid-operation when the server went away
+    ConnectionError,  # refused, reset
+)
+
+
+_UNREACHABLE = {errno.ECONNREFUSED, errno.ECONNRESET, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ETIMEDOUT}
+
+
+def database_down(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database is unreachable right now (a 503, not a 500)."""
+    return isinstance(exc, _DOWN) or (isinstance(exc, OSError) and exc.errno in _UNREACHABLE)
 
 
 def engine() -> PostgresEngine:

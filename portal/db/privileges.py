@@ -16,7 +16,7 @@ DML = frozenset({"SELECT", "INSERT", "UPDATE", "DELETE"})
 APPEND_ONLY = {"audit_event", "deletion_receipt"}
 NO_ACCESS = {"migration"}
 # SECURITY DEFINER functions the app role may call (EXECUTE is revoked from PUBLIC for them).
-DEFINER_FUNCTIONS = ("erase_person(uuid, text)",)
+DEFINER_FUNCTIONS = ("erase_person(uuid, text)", "applied_migrations()")
 
 
 def expected_privileges() -> dict[str, frozenset[str]]:

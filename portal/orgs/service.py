@@ -25,7 +25,7 @@ RESERVED_SLUGS = frozenset(
         "new", "create", "admin", "administrator", "api", "app", "www", "static", "assets", "login",
         "logout", "signup", "signin", "register", "account", "accounts", "settings", "orgs", "org",
         "invite", "invites", "help", "support", "billing", "about", "root", "system", "security",
-        "praesidia", "healthz", "status", "docs", "public", "null", "undefined", "me", "you",
+        "praesidia", "healthz", "readyz", "metrics", "status", "docs", "public", "null", "undefined", "me", "you",
     }
 )
 

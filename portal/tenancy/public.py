@@ -13,6 +13,8 @@ _FORM = frozenset({"GET", "HEAD", "POST"})
 PUBLIC_ROUTES: dict[str, frozenset[str]] = {
     "/": _READ,
     "/healthz": _READ,
+    "/readyz": _READ,  # database reachable, migrations current
+    "/metrics": _READ,  # its own bearer token (METRICS_TOKEN); 404 without one configured
     "/signup": _FORM,
     "/login": _FORM,
     "/static/{file_path}": _READ,

@@ -14,6 +14,7 @@ from litestar import Response
 from litestar.exceptions import HTTPException, NotFoundException, PermissionDeniedException
 from litestar.plugins.htmx import HTMXRequest
 
+from portal.db.engine import database_down
 from portal.errors import DomainError, NotFound, TooManyRequests
 from portal.web import problems
 from portal.web.auth import NotSignedIn
@@ -92,11 +93,16 @@ def handle_http(request: HTMXRequest, exc: HTTPException) -> Response:
 def handle_crash(request: HTMXRequest, exc: Exception) -> Response:
     if request.url.path.startswith(API):
         return problems.handle_crash(request, exc)
+    if database_down(exc):  # PostgreSQL restarting or out of reach: nothing was changed
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+        return error_response(request, 503, DATABASE_DOWN, {"Retry-After": "5"})
     if request.url.path.startswith("/static/") and isinstance(exc, (OSError, ValueError)):
         return error_response(request, 404, NotFound().message)  # a name no file can have (a NUL, say)
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return error_response(request, 500, "An unexpected error occurred. It has been logged; please try again.")
 
+
+DATABASE_DOWN = "The service is briefly unavailable. Nothing was changed; please try again in a moment."
 
 EXCEPTION_HANDLERS = {
     DomainError: handle_domain,

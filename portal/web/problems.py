@@ -13,6 +13,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 
+from portal.db.engine import database_down
 from portal.errors import DomainError, NameTaken, NotFound, TooManyRequests
 
 log = logging.getLogger("portal.api")
@@ -98,6 +99,9 @@ def handle_too_deep(request: Request, exc: RecursionError) -> Response:
 
 
 def handle_crash(request: Request, exc: Exception) -> Response:
+    if database_down(exc):  # PostgreSQL restarting or out of reach
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+        return problem(503, "Service unavailable", "The service is briefly unavailable; nothing was changed. Retry shortly.", headers={"Retry-After": "5"})
     log.exception("API request failed: %s %s", request.method, request.url.path)
     return problem(500, "Internal error", "Something went wrong on our side; nothing was changed.")
 

@@ -1,0 +1,1 @@
+"""Operating the portal: readiness, metrics, request ids in the logs (SPEC §15)."""

@@ -1,0 +1,208 @@
+"""Operating it (SPEC §15): readiness, metrics, request ids in JSON logs, and the README's backup
+and restore, done exactly as written."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import subprocess
+import sys
+import uuid
+
+import httpx
+
+from portal import devdb
+from portal.mail import Mail
+from tests.factories import unique
+from tests.mail_sink import mail_settings
+from tests.servers import portal_server, server_log
+
+
+async def test_readyz_says_ready_when_the_database_answers_and_is_migrated(client):
+    r = await client.get("/readyz")
+    assert r.status_code == 200 and r.json() == {"ready": True, "database": "ok", "migrations": "current"}
+    assert r.headers["cache-control"] == "no-store"
+
+
+async def test_readyz_is_503_with_a_migration_pending_or_no_database(client, monkeypatch):
+    from portal.db import engine as db
+    from portal.ops import readiness
+
+    shipped = readiness.shipped_migrations()
+    monkeypatch.setattr(readiness, "shipped_migrations", lambda: shipped | {"2099-01-01T00:00:00:000000"})  # a release ahead of its database
+    r = await client.get("/readyz")
+    assert r.status_code == 503 and r.json()["migrations"] == "pending" and r.json()["pending"] == ["2099-01-01T00:00:00:000000"]
+    monkeypatch.undo()
+
+    class Down:
+        async def __aenter__(self):
+            raise OSError("connection refused")
+
+        async def __aexit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(db, "connection", lambda: Down())
+    r = await client.get("/readyz")
+    assert r.status_code == 503 and r.json() == {"ready": False, "database": "unavailable", "reason": "OSError"}
+    assert (await client.get("/healthz")).status_code == 200  # alive, just not ready
+
+
+async def test_metrics_need_the_token_and_count_requests_pool_jobs_and_the_outbox(client, app):
+    from portal.db import engine as db
+    from portal.mail import queue as mail_queue
+
+    assert (await client.get("/metrics")).status_code == 404  # no METRICS_TOKEN: no metrics
+    token = uuid.uuid4().hex
+    with mail_settings(metrics_token=token):
+        r = await client.get("/metrics")
+        assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer")
+        assert (await client.get("/metrics", headers={"Authorization": "Bearer wrong"})).status_code == 401
+        for _ in range(3):
+            assert (await client.get("/healthz")).status_code == 200
+        async with db.transaction():
+            await mail_queue.enqueue(Mail(to="metrics@example.test", subject="s", text="t", html="<p>t</p>", kind="test"))
+        r = await client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    text = r.text
+    healthz = re.search(r'portal_http_requests_total\{method="GET",route="orgs.healthz",status="200"\} (\d+)', text)
+    assert healthz and float(healthz.group(1)) >= 3
+    assert 'portal_http_request_duration_seconds_bucket{le="0.005",route="orgs.healthz"}' in text
+    for state in ("max", "size", "in_use", "idle", "waiting"):
+        assert f'portal_db_pool_connections{{state="{state}"}}' in text
+    assert 'portal_jobs{kind="export",status="queued"}' in text and 'portal_jobs{kind="mail",status="dead"}' in text
+    backlog = float(re.search(r"^portal_outbox_backlog (\S+)$", text, re.MULTILINE).group(1))
+    oldest = float(re.search(r"^portal_outbox_oldest_age_seconds (\S+)$", text, re.MULTILINE).group(1))
+    assert backlog >= 1 and oldest >= 0
+    await mail_queue.drain()
+
+
+async def test_json_logs_carry_the_request_id_a_proxy_sent_or_a_new_one(database):
+    with portal_server(database, "json-logs.log", LOG_FORMAT="json", PORTAL_ACCESS_LOG="1") as base:
+        async with httpx.AsyncClient(base_url=base) as c:
+            given = await c.get("/healthz", headers={"X-Request-ID": "edge-4711"})
+            fresh = await c.get("/readyz")
+            odd = await c.get("/healthz", headers={"X-Request-ID": "not ok\x7f" * 20})
+    assert given.headers["x-request-id"] == "edge-4711"
+    assert re.fullmatch(r"[0-9a-f]{32}", fresh.headers["x-request-id"]) and re.fullmatch(r"[0-9a-f]{32}", odd.headers["x-request-id"])
+    lines = [line for line in server_log(database, "json-logs.log").splitlines() if line.strip()]
+    entries = [json.loads(line) for line in lines]  # every line is one JSON object
+    access = [e for e in entries if e["logger"] == "portal.access"]
+    assert {e["request_id"] for e in access} >= {"edge-4711", fresh.headers["x-request-id"]}
+    assert all({"time", "level", "logger", "request_id", "message"} <= e.keys() for e in entries)
+
+
+async def test_backup_and_restore_drill_exactly_as_the_readme_says(database, su, make_org, make_member):
+    """pg_dump → an empty database owned by portal_owner → pg_restore → `portal migrate` → the
+    portal on the restored copy: sign-in, pages and an export work."""
+    from portal.accounts.sessions import COOKIE, token_hash
+
+    org = await make_org(name=f"Backed Up {unique('b')}")
+    await make_member(org, "member")
+    restored = f"restore_{uuid.uuid4().hex[:8]}"
+    dump = database.root / f"{restored}.dump"
+    bindir, cluster = devdb.find_bindir(), database.cluster
+    socket = ["-h", str(cluster.sockdir), "-p", str(cluster.port), "-U", "postgres"]
+    subprocess.run([str(bindir / "pg_dump"), *socket, "-Fc", "-f", str(dump), "portal"], check=True, capture_output=True)
+    await su.execute(f'CREATE DATABASE "{restored}" OWNER {devdb.OWNER_ROLE}')
+    subprocess.run([str(bindir / "pg_restore"), *socket, "-d", restored, "--exit-on-error", str(dump)], check=True, capture_output=True)
+    env = {**database.env(), "DATABASE_URL": cluster.url(devdb.APP_ROLE, restored), "MIGRATE_DATABASE_URL": cluster.url(devdb.OWNER_ROLE, restored)}
+    migrated = subprocess.run([sys.executable, "-m", "portal.cli", "migrate"], env={**__import__("os").environ, **env}, capture_output=True, text=True)
+    assert migrated.returncode == 0, migrated.stderr
+
+    copy = await cluster.superuser_connect(restored)
+    try:
+        token = uuid.uuid4().hex + uuid.uuid4().hex
+        await copy.execute("INSERT INTO user_session (token_hash, user_id) VALUES ($1, $2)", token_hash(token), org.owner.id)
+        with portal_server(database, "restored.log", DATABASE_URL=env["DATABASE_URL"], MIGRATE_DATABASE_URL=env["MIGRATE_DATABASE_URL"]) as base:
+            async with httpx.AsyncClient(base_url=base, cookies={COOKIE: token}) as c:
+                assert (await c.get("/readyz")).json()["ready"] is True
+                members = await c.get(f"/orgs/{org.slug}/members")
+                assert members.status_code == 200 and org.owner.email in members.text
+                page = await c.get(f"/orgs/{org.slug}/exports")
+                csrf = re.search(r'name="_csrf_token" value="([^"]+)"', page.text).group(1)
+                assert (await c.post(f"/orgs/{org.slug}/exports", data={"_csrf_token": csrf})).status_code == 303
+                for _ in range(120):  # the restored portal's own export worker builds it
+                    job = await copy.fetchrow("SELECT id, status FROM export_job WHERE org_id = $1 ORDER BY created_at DESC LIMIT 1", org.id)
+                    if job["status"] == "done":
+                        break
+                    await asyncio.sleep(0.25)
+                assert job["status"] == "done"
+                download = await c.get(f"/orgs/{org.slug}/exports/{job['id']}/download")
+                assert download.status_code == 200 and download.content[:2] == b"PK"
+    finally:
+        await copy.close()
+        await su.execute(f'DROP DATABASE "{restored}" WITH (FORCE)')
+
+
+async def test_a_postgresql_restart_under_load_recovers_without_restarting_the_app():
+    """PostgreSQL stops for 10 s while four clients browse: every request is answered within the
+    acquire timeout (200, or 503 with Retry-After while the database is away — never a hang or a
+    500), the portal serves again on its own once PostgreSQL is back, and what was committed
+    before the stop is still there."""
+    import time
+
+    from portal.accounts.sessions import COOKIE, token_hash
+    from tests.factories import PASSWORD_HASH
+    from tests.pg import TestDatabase
+
+    tdb = TestDatabase()  # a cluster of its own: the suite's keeps running
+    await tdb.start()
+    tdb.migrate()
+    try:
+        su = await tdb.cluster.superuser_connect()
+        try:
+            user = await su.fetchval("INSERT INTO app_user (email, name, password_hash, email_verified_at) VALUES ('ops@example.test', 'Ops', $1, now()) RETURNING id", PASSWORD_HASH)
+            org = await su.fetchval("INSERT INTO organization (slug, name) VALUES ('restart-drill', 'Restart drill') RETURNING id")
+            await su.execute("INSERT INTO membership (org_id, user_id, role) VALUES ($1, $2, 'owner')", org, user)
+            await su.execute("INSERT INTO billing_settings (org_id) VALUES ($1)", org)
+            token = uuid.uuid4().hex + uuid.uuid4().hex
+            await su.execute("INSERT INTO user_session (token_hash, user_id) VALUES ($1, $2)", token_hash(token), user)
+        finally:
+            await su.close()
+        results: list[tuple[float, float, int | str]] = []
+        running = True
+        with portal_server(tdb, "restart.log", DB_ACQUIRE_TIMEOUT="2s", DB_POOL_SIZE="4") as base:
+            async with httpx.AsyncClient(base_url=base, cookies={COOKIE: token}, timeout=30) as c:
+                page = await c.get("/orgs/restart-drill/invites")
+                csrf = re.search(r'name="_csrf_token" value="([^"]+)"', page.text).group(1)
+                r = await c.post("/orgs/restart-drill/invites", data={"email": "kept@example.test", "role": "member", "_csrf_token": csrf})
+                assert r.status_code == 303  # committed before the stop
+
+                async def browse() -> None:
+                    while running:
+                        started = time.monotonic()
+                        try:
+                            status: int | str = (await c.get("/orgs/restart-drill/members")).status_code
+                        except httpx.HTTPError as exc:
+                            status = type(exc).__name__
+                        results.append((started, time.monotonic() - started, status))
+                        await asyncio.sleep(0.05)
+
+                clients = [asyncio.create_task(browse()) for _ in range(4)]
+                await asyncio.sleep(2)
+                stopped = time.monotonic()
+                await asyncio.to_thread(tdb.cluster.stop)
+                await asyncio.sleep(10)
+                await asyncio.to_thread(tdb.cluster.start)
+                restarted = time.monotonic()
+                await asyncio.sleep(6)
+                running = False
+                await asyncio.gather(*clients)
+                ready = (await c.get("/readyz")).json()
+        log = server_log(tdb, "restart.log")
+        statuses = {s for _, _, s in results}
+        assert statuses <= {200, 503}, (statuses, [line for line in log.splitlines() if "Error" in line or "error" in line][:30])
+        assert max(d for _, d, _ in results) < 2 + 3, "a request waited past the acquire timeout"
+        assert any(s == 503 for t, _, s in results if stopped < t < restarted)
+        late = [s for t, _, s in results if t > restarted + 3]
+        assert late and set(late) == {200}, "the portal did not recover on its own"
+        assert ready["ready"] is True
+        assert "unhandled error" not in log and "database unavailable" in log
+        su = await tdb.cluster.superuser_connect()
+        try:
+            assert await su.fetchval("SELECT count(*) FROM invite WHERE email = 'kept@example.test'") == 1
+        finally:
+            await su.close()
+    finally:
+        tdb.stop()
