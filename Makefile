@@ -25,8 +25,14 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/portal dev --host 127.0.0.1 --port 8000
 
+# The whole suite, then the isolation matrix and the race tests again through PgBouncer in
+# transaction pooling mode (tests/pgbouncer.py), as a deployment behind one runs.
+PGBOUNCER_PASS = tests/tenancy/test_isolation_matrix.py tests/members/test_members_races.py \
+	tests/invites/test_invites_dead.py tests/roles/test_roles_races.py tests/tenancy/test_db_posture.py
+
 test: $(STAMP)
 	$(BIN)/pytest
+	PORTAL_TEST_PGBOUNCER=1 $(BIN)/pytest $(PGBOUNCER_PASS)
 
 fuzz: $(STAMP)
 	HYPOTHESIS_PROFILE=fuzz LIFECYCLE_EXAMPLES=400 $(BIN)/pytest -m "not browser" tests

@@ -78,7 +78,7 @@ def create_app(settings: Settings | None = None, *, manage_pool: bool = True, ex
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         workers: list = []
         if manage_pool:
-            db.bind(settings.database_url)
+            db.bind(settings.database_url, statement_cache_size=settings.db_statement_cache)
             await db.start_pool(settings.db_pool_size, acquire_timeout=settings.db_acquire_timeout)
             await check_database_role()
             if settings.run_workers:

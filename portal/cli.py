@@ -34,7 +34,7 @@ def _with_db(coro_fn):
     from portal.db import engine as db
 
     async def run():
-        db.bind(settings.database_url)
+        db.bind(settings.database_url, statement_cache_size=settings.db_statement_cache)
         await db.start_pool(2)
         try:
             return await coro_fn()

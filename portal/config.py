@@ -65,6 +65,7 @@ class Settings:
     mail_retry_base: timedelta = timedelta(seconds=30)
     mail_max_attempts: int = 8
     metrics_token: str | None = None
+    db_statement_cache: int = 100
 
     @property
     def secure_cookies(self) -> bool:
@@ -122,6 +123,7 @@ def load_settings() -> Settings:
         mail_retry_base=_duration("MAIL_RETRY_BASE", "30s"),
         mail_max_attempts=max(1, _int("MAIL_MAX_ATTEMPTS", 8)),
         metrics_token=os.environ.get("METRICS_TOKEN") or None,
+        db_statement_cache=max(0, _int("DB_STATEMENT_CACHE", 100)),
     )
 
 

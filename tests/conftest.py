@@ -80,14 +80,26 @@ async def su(database):
 
 @pytest.fixture(scope="session")
 async def app(database):
+    """The app on a pool of the app role. With ``PORTAL_TEST_PGBOUNCER=1`` (the second pass of
+    `make test`) the pool goes through PgBouncer in transaction pooling mode, as a deployment
+    behind one would; fixtures that arrange data (``su``) still connect directly."""
     from portal.app import create_app
     from portal.db import engine as db
 
-    db.bind(database.app_url)
+    bouncer = None
+    if os.environ.get("PORTAL_TEST_PGBOUNCER") == "1":
+        from tests.pgbouncer import PgBouncer
+
+        bouncer = PgBouncer(database).start()
+        db.bind(bouncer.url(), statement_cache_size=0)
+    else:
+        db.bind(database.app_url)
     await db.start_pool(20)
     application = create_app(manage_pool=False)
     yield application
     await db.close_pool()
+    if bouncer is not None:
+        bouncer.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -18,6 +18,7 @@ import asyncpg
 from piccolo.engine.postgres import PostgresEngine
 
 from portal.db import registry
+from portal.db.privileges import SESSION_DEFAULTS
 from portal.errors import Unavailable
 
 _engine: PostgresEngine | None = None
@@ -126,19 +127,18 @@ def engine() -> PostgresEngine:
     return _engine
 
 
-def bind(database_url: str) -> PostgresEngine:
-    """Create the engine for DATABASE_URL and bind every registered table to it."""
+def bind(database_url: str, *, statement_cache_size: int = 100) -> PostgresEngine:
+    """Create the engine for DATABASE_URL and bind every registered table to it.
+    ``statement_cache_size=0`` behind PgBouncer in transaction pooling mode (``DB_STATEMENT_CACHE``):
+    a prepared statement would outlive the transaction's server connection."""
     global _engine
     registry.load_all()
     _engine = PostgresEngine(
         config={
             "dsn": database_url,
+            "statement_cache_size": statement_cache_size,
             # A stalled transaction must not hold locks and a pooled connection for long.
-            "server_settings": {
-                "idle_in_transaction_session_timeout": "60s",
-                "lock_timeout": "15s",
-                "statement_timeout": "60s",
-            },
+            "server_settings": dict(SESSION_DEFAULTS),
         },
         log_queries=False,
     )

@@ -15,6 +15,8 @@ DML = frozenset({"SELECT", "INSERT", "UPDATE", "DELETE"})
 # Tables whose rows are never changed once written.
 APPEND_ONLY = {"audit_event", "deletion_receipt"}
 NO_ACCESS = {"migration"}
+# What a stalled transaction may hold (the same as portal.db.engine's startup settings).
+SESSION_DEFAULTS = {"idle_in_transaction_session_timeout": "60s", "lock_timeout": "15s", "statement_timeout": "60s"}
 # SECURITY DEFINER functions the app role may call (EXECUTE is revoked from PUBLIC for them).
 DEFINER_FUNCTIONS = ("erase_person(uuid, text)", "applied_migrations()")
 
@@ -46,6 +48,11 @@ async def apply(owner_url: str, app_role: str) -> None:
             for table, privs in expected_privileges().items():
                 if privs and table in existing:
                     await conn.execute(f"GRANT {', '.join(sorted(privs))} ON {table} TO {app_role}")
+            # The app's timeouts as the database's defaults too: asyncpg sends them when it
+            # connects, but through a pooler (PgBouncer) they come from here.
+            database = await conn.fetchval("SELECT current_database()")
+            for setting, value in SESSION_DEFAULTS.items():
+                await conn.execute(f'ALTER DATABASE "{database}" SET {setting} = {value!r}')
             for function in DEFINER_FUNCTIONS:
                 if await conn.fetchval("SELECT to_regprocedure($1) IS NOT NULL", function):
                     await conn.execute(f"GRANT EXECUTE ON FUNCTION {function} TO {app_role}")

@@ -206,3 +206,11 @@ async def test_a_postgresql_restart_under_load_recovers_without_restarting_the_a
             await su.close()
     finally:
         tdb.stop()
+
+
+async def test_the_timeouts_are_the_databases_defaults_for_connections_through_a_pooler(su):
+    """Behind PgBouncer the startup parameters are dropped; `portal migrate` made them defaults."""
+    rows = await su.fetchval(
+        "SELECT setconfig FROM pg_db_role_setting WHERE setrole = 0 AND setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    )
+    assert {"idle_in_transaction_session_timeout=60s", "lock_timeout=15s", "statement_timeout=60s"} <= set(rows)
