@@ -42,6 +42,7 @@ from portal.db import engine as db
 from portal.exports.archive import CHUNK_SIZE, ArchiveBuilder
 from portal.exports.exporters import exporters
 from portal.exports.format import FORMAT_NAME, FORMAT_VERSION
+from portal.jobs import PollingWorker
 from portal.records import iso
 from portal.tenancy import scope as tenancy
 from portal.tenancy.scope import TenantScope
@@ -299,7 +300,9 @@ class _Run:
                 await self.fail(FAILED_MESSAGE)
 
 
-class ExportWorker:
+class ExportWorker(PollingWorker):
+    name = "export-worker"
+
     def __init__(
         self,
         *,
@@ -312,17 +315,15 @@ class ExportWorker:
         progress_every: float = 1.0,
         release_on_cancel: bool = True,
     ):
-        self.poll_interval = poll_interval
+        super().__init__(poll_interval=poll_interval, purge_every=purge_every)
         self.page_size = page_size
         self.chunk_size = chunk_size
         self.stale_after = stale_after
         self.max_attempts = max_attempts
-        self.purge_every = purge_every
         self.progress_every = progress_every
         self.release_on_cancel = release_on_cancel
         # Test seam: awaited after every stored chunk (e.g. to pause a job half-way).
         self.after_flush: Callable[[], Awaitable[None]] | None = None
-        self._task: asyncio.Task | None = None
 
     # -- the queue --------------------------------------------------------------------------------
     async def _find(self, all_sql: str, org_sql: str, arg: Any, org_id: UUID | None, limit: int = 20) -> list[tuple[UUID, UUID]]:
@@ -386,30 +387,9 @@ class ExportWorker:
             if len(expired) < 100 or purged == before:
                 return purged
 
-    # -- the background loop --------------------------------------------------------------------
-    async def run_forever(self) -> None:
-        last_purge = 0.0
-        while True:
-            worked = False
-            try:
-                if time.monotonic() - last_purge >= self.purge_every:
-                    await self.purge_expired()
-                    last_purge = time.monotonic()
-                worked = await self.run_once() is not None
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # a bad moment of the database must not end the worker
-                log.exception("export worker iteration failed")
-            if not worked:
-                await asyncio.sleep(self.poll_interval)
+    # -- the background loop (portal.jobs) ------------------------------------------------------
+    async def work_once(self) -> bool:
+        return await self.run_once() is not None
 
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self.run_forever(), name="export-worker")
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with suppress(asyncio.CancelledError):
-                await task
+    async def purge(self) -> None:
+        await self.purge_expired()

@@ -31,9 +31,7 @@ import asyncio
 import json
 import logging
 import os
-import time
 import uuid
-from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -48,6 +46,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from portal import clock, mail
 from portal.config import get_settings
 from portal.db import engine as db
+from portal.jobs import PollingWorker
 from portal.tenancy import scope as tenancy
 from portal.tenancy.scope import TenantScope
 
@@ -347,37 +346,16 @@ async def purge(now: datetime | None = None) -> int:
     return purged
 
 
-class MailWorker:
+class MailWorker(PollingWorker):
     """The delivery loop every app process runs (started in the lifespan)."""
 
+    name = "mail-worker"
+
     def __init__(self, *, poll_interval: float = 1.0, purge_every: float = 3600.0):
-        self.poll_interval = poll_interval
-        self.purge_every = purge_every
-        self._task: asyncio.Task | None = None
+        super().__init__(poll_interval=poll_interval, purge_every=purge_every)
 
-    async def run_forever(self) -> None:
-        last_purge = 0.0
-        while True:
-            handled = 0
-            try:
-                if time.monotonic() - last_purge >= self.purge_every:
-                    await purge()
-                    last_purge = time.monotonic()
-                handled = await run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # a bad moment of the database must not end the worker
-                log.exception("mail worker iteration failed")
-            if not handled:
-                await asyncio.sleep(self.poll_interval)
+    async def work_once(self) -> bool:
+        return await run_once() > 0
 
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self.run_forever(), name="mail-worker")
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with suppress(asyncio.CancelledError):
-                await task
+    async def purge(self) -> None:
+        await purge()
