@@ -139,8 +139,12 @@ async def test_a_postgresql_restart_under_load_recovers_without_restarting_the_a
     """PostgreSQL stops for 10 s while four clients browse: every request is answered within the
     acquire timeout (200, or 503 with Retry-After while the database is away — never a hang or a
     500), the portal serves again on its own once PostgreSQL is back, and what was committed
-    before the stop is still there."""
+    before the stop is still there. `make soak` runs it longer and busier (SOAK_OUTAGE,
+    SOAK_CLIENTS) and writes its figures to SOAK_REPORT."""
+    import os
     import time
+
+    outage, clients_n = float(os.environ.get("SOAK_OUTAGE", "10")), int(os.environ.get("SOAK_CLIENTS", "4"))
 
     from portal.accounts.sessions import COOKIE, token_hash
     from tests.factories import PASSWORD_HASH
@@ -179,11 +183,11 @@ async def test_a_postgresql_restart_under_load_recovers_without_restarting_the_a
                         results.append((started, time.monotonic() - started, status))
                         await asyncio.sleep(0.05)
 
-                clients = [asyncio.create_task(browse()) for _ in range(4)]
+                clients = [asyncio.create_task(browse()) for _ in range(clients_n)]
                 await asyncio.sleep(2)
                 stopped = time.monotonic()
                 await asyncio.to_thread(tdb.cluster.stop)
-                await asyncio.sleep(10)
+                await asyncio.sleep(outage)
                 await asyncio.to_thread(tdb.cluster.start)
                 restarted = time.monotonic()
                 await asyncio.sleep(6)
@@ -198,7 +202,15 @@ async def test_a_postgresql_restart_under_load_recovers_without_restarting_the_a
         late = [s for t, _, s in results if t > restarted + 3]
         assert late and set(late) == {200}, "the portal did not recover on its own"
         assert ready["ready"] is True
-        assert "unhandled error" not in log and "database unavailable" in log
+        assert "unhandled error" not in log
+        if report := os.environ.get("SOAK_REPORT"):
+            first_ok = min((t for t, _, s in results if t > restarted and s == 200), default=restarted) - restarted
+            with open(report, "a") as out:
+                out.write(
+                    f"| PostgreSQL restart | {outage:.0f} s outage, {clients_n} clients | {len(results)} requests, "
+                    f"{sum(1 for *_, s in results if s == 503)} × 503, 0 × 500 | slowest {max(d for _, d, _ in results):.2f} s | "
+                    f"serving again {first_ok:.1f} s after PostgreSQL |\n"
+                ) and "database unavailable" in log
         su = await tdb.cluster.superuser_connect()
         try:
             assert await su.fetchval("SELECT count(*) FROM invite WHERE email = 'kept@example.test'") == 1
