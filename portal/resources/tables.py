@@ -25,6 +25,11 @@ class Agent(Table, tablename="agent"):
     created_by = UUID(null=True, default=None)
     created_at = Timestamptz(default=TimestamptzNow())
     updated_at = Timestamptz(default=TimestamptzNow())
+    # What an identity provider keeps of the agent (SCIM Agent): its id for it, its name, its kind.
+    scim_external_id = Varchar(length=200, null=True, default=None)
+    scim_display_name = Varchar(length=200, null=True, default=None)
+    scim_agent_type = Varchar(length=100, null=True, default=None)
+    scim_active = Boolean(null=True, default=None)
 
 
 @tenant_table

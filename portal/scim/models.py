@@ -5,6 +5,10 @@ writable attribute and read it back).
 * ``User`` is a membership: ``userName`` is the account's email; name, displayName, emails,
   externalId and ``active`` are kept per membership; the role travels in the Praesidia extension
   (absent means the default role, member).
+* ``Agent`` (draft-abbey-scim-agent-extension-00) is one of the org's agents: ``name`` is its
+  name, ``active`` whether it runs (paused otherwise), ``description`` its description; the IdP's
+  displayName, agentType and externalId are kept beside it. An agent an IdP creates has no model
+  yet ("unassigned"): someone in the org chooses it.
 * ``Group`` is a team; ``members`` are Users. ``members.display`` is not published: Okta sends it
   (so it can't be read-only) and what is written must read back the same.
 """
@@ -74,8 +78,22 @@ class Group(Resource[Any]):
     Members: ClassVar[type[ComplexAttribute]] = GroupMember
 
 
+class Agent(Resource[Any]):
+    """An AI agent of the organization (draft-abbey-scim-agent-extension-00)"""
+    __schema__ = URN("urn:ietf:params:scim:schemas:core:2.0:Agent")
+
+    name: Annotated[str | None, Required.true, Uniqueness.server] = None
+    """The agent's name, unique in the organization."""
+    display_name: str | None = None
+    agent_type: str | None = None
+    active: bool | None = None
+    """Whether the agent runs its workflows (false: paused)."""
+    description: str | None = None
+
+
 USER_RT = ResourceType.from_resource(User[PraesidiaUser])
 GROUP_RT = ResourceType.from_resource(Group)
+AGENT_RT = ResourceType.from_resource(Agent)
 
 CONFIG = ServiceProviderConfig(
     patch=Patch(supported=True),
@@ -99,5 +117,5 @@ POLICY = ScimPolicy(
 )
 
 
-PROVIDER = ScimProvider(models=[User, PraesidiaUser, Group], resource_types=[USER_RT, GROUP_RT], config=CONFIG, policy=POLICY)
+PROVIDER = ScimProvider(models=[User, PraesidiaUser, Group, Agent], resource_types=[USER_RT, GROUP_RT, AGENT_RT], config=CONFIG, policy=POLICY)
 OrgUser = User[PraesidiaUser]  # a User as the org's SCIM service reads and writes it

@@ -70,6 +70,23 @@ _GROUP = """SELECT t.id, t.name, t.scim_external_id, t.created_at, t.updated_at,
             FROM team t WHERE t.org_id = {org}"""
 
 
+AGENT_COLUMNS = {
+    ("id", None): Col("a.id::text"),
+    ("name", None): Col("a.name"),
+    ("display_name", None): Col("a.scim_display_name"),
+    ("external_id", None): Col("a.scim_external_id"),
+    ("agent_type", None): Col("a.scim_agent_type"),
+    ("active", None): Col("(a.status = 'active')"),
+}
+_AGENT = """SELECT a.id, a.name, a.description, a.status, a.scim_external_id, a.scim_display_name, a.scim_agent_type, a.scim_active,
+                   a.created_at, a.updated_at,
+                   (SELECT count(*) FROM workflow w WHERE w.org_id = {org} AND w.agent_id = a.id) AS workflows
+            FROM agent a WHERE a.org_id = {org}"""
+UNASSIGNED_MODEL = "unassigned"  # an agent an IdP creates: someone in the org chooses its model
+# What each SCIM resource type is in the database: (filterable columns, select, count, order, to SCIM).
+_KINDS: dict[str, tuple] = {}
+
+
 class PortalService(ScimService):
     def patch_response(self, base_url, resource, response_parameters):
         """200 with the resource (RFC 7644 §3.5.2 allows 204; IdP conformance probes want the resource)."""
@@ -103,6 +120,18 @@ def _group(row: Any) -> Resource:
     version = f'W/"{int(row["updated_at"].timestamp() * 1_000_000)}"'
     group.meta = Meta(resource_type="Group", created=row["created_at"], last_modified=row["updated_at"], version=version)
     return group
+
+
+def _agent(row: Any) -> Resource:
+    agent = models.Agent(
+        id=str(row["id"]), name=row["name"], display_name=row["scim_display_name"], agent_type=row["scim_agent_type"],
+        # Paused is inactive whatever the IdP said; otherwise what it said (nothing, once it removed it).
+        active=False if row["status"] == "paused" else row["scim_active"],
+        description=row["description"] or None, external_id=row["scim_external_id"],
+    )
+    version = f'W/"{int(row["updated_at"].timestamp() * 1_000_000)}"'
+    agent.meta = Meta(resource_type="Agent", created=row["created_at"], last_modified=row["updated_at"], version=version)
+    return agent
 
 
 def _json_text(value: Any) -> str | None:
@@ -149,7 +178,15 @@ class OrgStorage(AsyncScimStorage):
     async def get(self, resource_type: ResourceType, resource_id: str, *, response_parameters=None) -> Resource:
         if resource_type.name == "Group":
             return _group(await self._team(_key(resource_id), lock=self.writing))
+        if resource_type.name == "Agent":
+            return _agent(await self._agent(_key(resource_id), lock=self.writing))
         return _user(await self._row(_key(resource_id), lock=self.writing))
+
+    async def _agent(self, agent_id: UUID, *, lock: bool) -> Any:
+        row = await self.ctx.scope.fetchrow(_AGENT + " AND a.id = $1" + (" FOR UPDATE OF a" if lock else ""), agent_id)
+        if row is None:
+            raise NotFoundException(detail="No such resource in this organization.")
+        return row
 
     async def _team(self, team_id: UUID, *, lock: bool) -> Any:
         if lock:
@@ -183,6 +220,8 @@ class OrgStorage(AsyncScimStorage):
         return [*values, json.dumps(listed) if listed else None, user.active]
 
     async def create(self, resource_type, resource):
+        if resource_type.name == "Agent":
+            return await _create_agent(self, resource)
         if resource_type.name == "Group":
             return await _create_group(self, resource)
         try:
@@ -230,6 +269,8 @@ class OrgStorage(AsyncScimStorage):
         return _user(await self._row(member_id, lock=False))
 
     async def update(self, resource_type, resource, *, expected_version=None):
+        if resource_type.name == "Agent":
+            return await _update_agent(self, resource, expected_version)
         if resource_type.name == "Group":
             return await _update_group(self, resource, expected_version)
         current = await self._row(_key(resource.id), lock=True)
@@ -315,6 +356,8 @@ class OrgStorage(AsyncScimStorage):
         return email
 
     async def delete(self, resource_type, resource_id, *, expected_version=None):
+        if resource_type.name == "Agent":
+            return await _delete_agent(self, resource_id)
         if resource_type.name == "Group":
             team = await self._team(_key(resource_id), lock=True)
             await self.ctx.scope.execute("DELETE FROM team WHERE org_id = {org} AND id = $1", team["id"])
@@ -330,19 +373,24 @@ class OrgStorage(AsyncScimStorage):
 
     async def search(self, resource_types: list[ResourceType], search_request: SearchRequest, *, position=None) -> SearchPage:
         if len(resource_types) != 1:
-            raise NotImplementedException(detail="Search across resource types is not supported: search Users or Groups.")
-        groups = resource_types[0].name == "Group"
-        where, params = where_clause(search_request.filter, GROUP_COLUMNS if groups else USER_COLUMNS)
+            raise NotImplementedException(detail="Search across resource types is not supported: search Users, Groups or Agents.")
+        columns, select, counted, order, shown = _KINDS[resource_types[0].name]
+        where, params = where_clause(search_request.filter, columns)
         n = len(params)
-        counted = "team t WHERE t.org_id = {org}" if groups else "membership m JOIN app_user u ON u.id = m.user_id WHERE m.org_id = {org}"
         total = await self.ctx.scope.fetchval(f"SELECT count(*) FROM {counted} AND {where}", *params)
         count = search_request.count if search_request.count is not None else 100
-        order = "t.created_at, t.id" if groups else "m.created_at, m.id"
         rows = await self.ctx.scope.fetch(
-            f"{_GROUP if groups else _USER} AND {where} ORDER BY {order} OFFSET ${n + 1} LIMIT ${n + 2}",
+            f"{select} AND {where} ORDER BY {order} OFFSET ${n + 1} LIMIT ${n + 2}",
             *params, min(search_request.start_index_0 or 0, 2**62), count,
         )
-        return SearchPage(total=total, resources=[(_group if groups else _user)(r) for r in rows])
+        return SearchPage(total=total, resources=[shown(r) for r in rows])
+
+
+_KINDS.update({
+    "User": (USER_COLUMNS, _USER, "membership m JOIN app_user u ON u.id = m.user_id WHERE m.org_id = {org}", "m.created_at, m.id", _user),
+    "Group": (GROUP_COLUMNS, _GROUP, "team t WHERE t.org_id = {org}", "t.created_at, t.id", _group),
+    "Agent": (AGENT_COLUMNS, _AGENT, "agent a WHERE a.org_id = {org}", "a.created_at, a.id", _agent),
+})
 
 
 async def queue_set_password_links(ctx: OrgContext, user_ids: list[UUID]) -> None:
@@ -476,3 +524,78 @@ async def _update_group(storage: OrgStorage, group: Resource, expected_version: 
     if changed:  # a new version: updated_at moves
         await ctx.scope.execute("UPDATE team SET updated_at = clock_timestamp() WHERE org_id = {org} AND id = $1", current["id"])
     return _group(await storage._team(current["id"], lock=False))
+
+
+# -- Agents: the org's agents (draft-abbey-scim-agent-extension-00) ---------------------------
+
+
+def _agent_fields(agent: Resource) -> tuple[str, str, str, str | None, str | None, str | None]:
+    """(name, description, status, externalId, displayName, agentType) as stored; 400 otherwise.
+    The status as ``active`` asks (absent: the default, a running agent)."""
+    name = " ".join((agent.name or "").split())
+    if not name or len(name) > NAME_MAX or "\x00" in name:
+        raise InvalidValueException(detail=f"name: 1 to {NAME_MAX} characters.")
+    description = _text("description", agent.description, 2000) or ""
+    status = "paused" if agent.active is False else "active"
+    return (name, description, status, _text("externalId", agent.external_id), _text("displayName", agent.display_name),
+            _text("agentType", agent.agent_type, 100))
+
+
+async def _create_agent(storage: OrgStorage, agent: Resource) -> Resource:
+    ctx = storage.ctx
+    name, description, status, external_id, display_name, agent_type = _agent_fields(agent)
+    try:
+        async with savepoint():
+            agent_id = await ctx.scope.fetchval(
+                """INSERT INTO agent (org_id, name, description, model, status, created_by, scim_external_id, scim_display_name,
+                                     scim_agent_type, scim_active)
+                   VALUES ({org}, $1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id""",
+                name, description, UNASSIGNED_MODEL, status, ctx.user_id, external_id, display_name, agent_type, agent.active,
+            )
+    except asyncpg.UniqueViolationError:
+        raise UniquenessException(detail="Another agent of this organization has this name.") from None
+    await audit.record(ctx, Action.AGENT_CREATED, target=("agent", agent_id, name),
+                       after={"name": name, "model": UNASSIGNED_MODEL, "status": status, "via": "scim"})
+    return _agent(await storage._agent(agent_id, lock=False))
+
+
+async def _update_agent(storage: OrgStorage, agent: Resource, expected_version: str | None) -> Resource:
+    ctx = storage.ctx
+    current = await storage._agent(_key(agent.id), lock=True)
+    if expected_version is not None and expected_version != _agent(current).meta.version:
+        raise PreconditionFailedException()
+    name, description, status, external_id, display_name, agent_type = _agent_fields(agent)
+    # As for Users: a PUT that leaves out ``active`` changes nothing of it; a PATCH that removes it
+    # means the default, a running agent.
+    said = agent.active
+    if storage.replacing and agent.active is None:
+        status, said = current["status"], current["scim_active"]
+    after = {"name": name, "description": description, "status": status, "scim_external_id": external_id,
+             "scim_display_name": display_name, "scim_agent_type": agent_type, "scim_active": said}
+    before = {k: current[k] for k in after}
+    if after == before:
+        return _agent(current)
+    try:
+        async with savepoint():
+            await ctx.scope.execute(
+                """UPDATE agent SET name = $2, description = $3, status = $4, scim_external_id = $5, scim_display_name = $6,
+                          scim_agent_type = $7, scim_active = $8, updated_at = clock_timestamp()
+                   WHERE org_id = {org} AND id = $1""",
+                current["id"], *after.values(),
+            )
+    except asyncpg.UniqueViolationError:
+        raise UniquenessException(detail="Another agent of this organization has this name.") from None
+    changed = [k for k in after if after[k] != before[k]]
+    await audit.record(ctx, Action.AGENT_UPDATED, target=("agent", current["id"], name),
+                       before={k: before[k] for k in changed}, after={**{k: after[k] for k in changed}, "via": "scim"})
+    return _agent(await storage._agent(current["id"], lock=False))
+
+
+async def _delete_agent(storage: OrgStorage, resource_id: str) -> None:
+    ctx = storage.ctx
+    current = await storage._agent(_key(resource_id), lock=True)
+    if current["workflows"]:
+        raise ConflictException(detail=f"The agent runs {current['workflows']} workflow(s): reassign or delete them first.")
+    await ctx.scope.execute("DELETE FROM agent WHERE org_id = {org} AND id = $1", current["id"])  # its tokens are revoked (trigger)
+    await audit.record(ctx, Action.AGENT_DELETED, target=("agent", current["id"], current["name"]),
+                       before={"name": current["name"], "status": current["status"], "via": "scim"})

@@ -1,6 +1,6 @@
 """SECURITY 43: two SCIM conformance checkers no one here wrote, against a live ``portal serve``:
-scim2-tester (discovery, CRUD and PATCH of Users and Groups) and scim-sanity's probe in strict
-mode. Each runs on a fresh organization of its own, with a SCIM token of that org."""
+scim2-tester (discovery, CRUD and PATCH of Users, Groups and Agents) and scim-sanity's probe in
+strict mode (which probes Agents too, since the service advertises them). Each runs on a fresh organization of its own, with a SCIM token of that org."""
 
 from __future__ import annotations
 
@@ -48,12 +48,12 @@ def _scim2_tester(base_url: str, token: str) -> list:
 
     http = httpx2.Client(base_url=base_url.rstrip("/") + "/", headers={"Authorization": f"Bearer {token}"}, timeout=30)
     provider = ScimProvider(
-        models=[TesterUser, models.PraesidiaUser, models.Group],
-        resource_types=[ResourceType.from_resource(TesterUser[models.PraesidiaUser]), models.GROUP_RT],
+        models=[TesterUser, models.PraesidiaUser, models.Group, models.Agent],
+        resource_types=[ResourceType.from_resource(TesterUser[models.PraesidiaUser]), models.GROUP_RT, models.AGENT_RT],
     )
     client = SyncSCIMClient(http, provider=provider)
     client.discover()
-    return check_server(client, resource_types=["User", "Group"])
+    return check_server(client, resource_types=["User", "Group", "Agent"])
 
 
 async def test_scim2_tester_finds_no_failure(live, make_org, su):
@@ -81,3 +81,5 @@ async def test_scim_sanity_strict_probe_passes(live, make_org, su):
     report = await asyncio.to_thread(run_probe_api, f"{live}/scim/v2/orgs/{org.slug}", token=token, strict=True, timeout=30)
     failed = [(r["name"], r.get("message")) for r in report["results"] if r["status"] in ("fail", "error")]
     assert failed == [] and report["exit_code"] == 0, failed
+    agents = [r for r in report["results"] if "agent" in r["name"].lower() and "agentic" not in r["name"].lower()]
+    assert agents and all(r["status"] == "pass" for r in agents), agents  # the Agent lifecycle was probed
