@@ -15,17 +15,6 @@ from tests.factories import Client, add_api_token, bearer, events
 SCIM_JSON = "application/scim+json"
 
 
-@pytest.fixture
-async def idp(make_world, su, app):
-    w = await make_world()
-    _, token = await add_api_token(su, w.org, "scim", name="Okta")
-    c = Client(app)
-    c.http.headers.update(bearer(token))
-    w.idp, w.base = c.http, f"/scim/v2/orgs/{w.org.slug}"
-    yield w
-    await c.aclose()
-
-
 async def test_the_owner_issues_a_scim_token_and_sees_the_base_url(make_world, client_for, su, app):
     w = await make_world()
     owner = await client_for(w.users["owner"])
