@@ -71,7 +71,7 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         given = next((v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"x-request-id"), "")
-        rid = given if _GIVEN_ID.match(given) else uuid.uuid4().hex
+        rid = given if _GIVEN_ID.fullmatch(given) else uuid.uuid4().hex
         token = request_id.set(rid)
 
         async def send_with_id(message: dict[str, Any]) -> None:

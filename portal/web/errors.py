@@ -93,7 +93,7 @@ def handle_http(request: HTMXRequest, exc: HTTPException) -> Response:
 def handle_crash(request: HTMXRequest, exc: Exception) -> Response:
     if request.url.path.startswith(API):
         return problems.handle_crash(request, exc)
-    if database_down(exc):  # PostgreSQL restarting or out of reach: nothing was changed
+    if database_down(exc):  # PostgreSQL restarting or out of reach
         log.warning("database unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__)
         return error_response(request, 503, DATABASE_DOWN, {"Retry-After": "5"})
     if request.url.path.startswith("/static/") and isinstance(exc, (OSError, ValueError)):
@@ -102,7 +102,7 @@ def handle_crash(request: HTMXRequest, exc: Exception) -> Response:
     return error_response(request, 500, "An unexpected error occurred. It has been logged; please try again.")
 
 
-DATABASE_DOWN = "The service is briefly unavailable. Nothing was changed; please try again in a moment."
+DATABASE_DOWN = "The service is briefly unavailable, and your last change may not have been saved. Please check, then try again in a moment."
 
 EXCEPTION_HANDLERS = {
     DomainError: handle_domain,
