@@ -167,17 +167,18 @@ def bearer(token: str) -> dict[str, str]:
 
 
 async def add_api_token(su, org: OrgRef, role: str = "member", *, name: str | None = None, custom_role_id=None,
-                        created_by: User | None = None, days: int = 30, agent_id=None) -> tuple[uuid.UUID, str]:
+                        created_by: User | None = None, days: int = 30, agent_id=None, manages_agents: bool = False) -> tuple[uuid.UUID, str]:
     """An API token of ``org`` (created by its owner unless ``created_by``): (id, the token). With
-    ``agent_id``, a token of that agent's (role ``agent``)."""
+    ``agent_id``, a token of that agent's (role ``agent``); ``manages_agents``: a SCIM token that
+    may provision the org's agents too."""
     token = "prt_" + secrets.token_urlsafe(32)
     creator = created_by or org.owner
     token_id = await su.fetchval(
         """INSERT INTO api_token (org_id, name, prefix, token_hash, role, custom_role_id, agent_id, created_by, created_by_email,
-                                  expires_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now() + make_interval(days => $10)) RETURNING id""",
+                                  expires_at, manages_agents)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now() + make_interval(days => $10), $11) RETURNING id""",
         org.id, name or unique("token"), token[:12], hashlib.sha256(token.encode()).hexdigest(),
-        "agent" if agent_id else role, custom_role_id, agent_id, creator.id, creator.email, days,
+        "agent" if agent_id else role, custom_role_id, agent_id, creator.id, creator.email, days, manages_agents,
     )
     return token_id, token
 

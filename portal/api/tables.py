@@ -3,7 +3,7 @@ the ``token_by_hash`` policy, ``enter_token``) is in ``migrations/portal_2026_11
 
 from __future__ import annotations
 
-from piccolo.columns import UUID, Bytea, ForeignKey, Integer, JSONB, Timestamptz, Varchar
+from piccolo.columns import Boolean, UUID, Bytea, ForeignKey, Integer, JSONB, Timestamptz, Varchar
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
@@ -28,6 +28,7 @@ class ApiToken(Table, tablename="api_token"):
     last_used_at = Timestamptz(null=True, default=None)
     revoked_at = Timestamptz(null=True, default=None)
     revoked_by = UUID(null=True)
+    manages_agents = Boolean(default=False)  # a SCIM token: it may also provision the org's agents
 
 
 @tenant_table

@@ -54,16 +54,16 @@ def _name_and_days(form: Any, errors: common.FormErrors) -> tuple[str, int]:
 
 
 async def _issue(ctx: OrgContext, name: str, days: int, role: str, *, custom_role_id: UUID | None = None,
-                 agent_id: UUID | None = None) -> tuple[UUID, str]:
+                 agent_id: UUID | None = None, manages_agents: bool = False) -> tuple[UUID, str]:
     """Store a new token's hash; its id and the token itself (shown once, never stored)."""
     token = new_token()
     now = clock.now()
     token_id = await ctx.scope.fetchval(
         """INSERT INTO api_token (org_id, name, prefix, token_hash, role, custom_role_id, agent_id, created_by, created_by_email,
-                                  created_at, expires_at)
-           VALUES ({org}, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id""",
+                                  created_at, expires_at, manages_agents)
+           VALUES ({org}, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id""",
         name, token[:SHOWN_PREFIX], hash_token(token), role, custom_role_id, agent_id, ctx.user_id,
-        ctx.user_email, now, now + timedelta(days=days),
+        ctx.user_email, now, now + timedelta(days=days), manages_agents,
     )
     return token_id, token
 
@@ -157,18 +157,22 @@ async def revoke_agent_token(ctx: OrgContext, agent: Any, token_id: UUID) -> str
 
 # -- the org's SCIM tokens (SPEC §12): managed by the owner on /orgs/{slug}/scim ---------------------
 
-_SCIM_LIST = """SELECT t.id, t.name, t.prefix, t.created_by_email, t.created_at, t.expires_at, t.last_used_at, t.revoked_at
+_SCIM_LIST = """SELECT t.id, t.name, t.prefix, t.created_by_email, t.created_at, t.expires_at, t.last_used_at, t.revoked_at,
+                       t.manages_agents
                 FROM api_token t WHERE t.org_id = {org} AND t.role = 'scim'"""
 
 
 async def create_scim_token(ctx: OrgContext, form: Any) -> tuple[UUID, str]:
+    """A new SCIM token: Users and Groups, and the org's Agents too when the form says so (off by
+    default: provisioning people must not bring the power to pause and delete agents)."""
     errors = common.FormErrors()
     name, days = _name_and_days(form, errors)
+    manages_agents = form.get("manages_agents") == "1"
     errors.raise_if_any()
-    token_id, token = await _issue(ctx, name, days, "scim")
+    token_id, token = await _issue(ctx, name, days, "scim", manages_agents=manages_agents)
     await audit.record(
         ctx, Action.SCIM_TOKEN_CREATED, target=("api_token", token_id, name),
-        after={"name": name, "expires_in_days": days, "prefix": token[:SHOWN_PREFIX]},
+        after={"name": name, "expires_in_days": days, "prefix": token[:SHOWN_PREFIX], "manages_agents": manages_agents},
     )
     return token_id, token
 

@@ -27,6 +27,13 @@ CONTROL = "\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f"
 CONTROL_SINGLE_LINE = "\\x00-\\x1f\\x7f-\\x9f"
 _CONTROL = re.compile(f"[{CONTROL}]")
 _CONTROL_SINGLE_LINE = re.compile(f"[{CONTROL_SINGLE_LINE}]")
+
+
+def has_control(value: str, *, multiline: bool = False) -> bool:
+    """Whether ``value`` holds a control character (tab and newlines allowed when ``multiline``)."""
+    return bool((_CONTROL if multiline else _CONTROL_SINGLE_LINE).search(value))
+
+
 # What is trimmed from both ends: the spaces of JSON Schema's (ECMAScript's) whitespace class, so
 # a value the API's schema calls blank is blank here too (``str.strip()`` differs at U+FEFF).
 SPACE = " \t\n\r\x0b\x0c\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
@@ -99,7 +106,7 @@ def text(
         return value
     if len(value) > max_len:
         errors[name] = f"Use at most {max_len:,} characters (this has {len(value):,})."
-    elif (_CONTROL if multiline else _CONTROL_SINGLE_LINE).search(value):
+    elif has_control(value, multiline=multiline):
         errors[name] = "Remove the control characters."
     return value
 

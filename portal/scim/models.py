@@ -118,4 +118,6 @@ POLICY = ScimPolicy(
 
 
 PROVIDER = ScimProvider(models=[User, PraesidiaUser, Group, Agent], resource_types=[USER_RT, GROUP_RT, AGENT_RT], config=CONFIG, policy=POLICY)
+# What a token the owner did not allow agents sees: people and teams only (discovery included).
+PEOPLE_PROVIDER = ScimProvider(models=[User, PraesidiaUser, Group], resource_types=[USER_RT, GROUP_RT], config=CONFIG, policy=POLICY)
 OrgUser = User[PraesidiaUser]  # a User as the org's SCIM service reads and writes it

@@ -22,7 +22,7 @@ from scim2_server.responses import ScimResponse
 
 from portal.config import get_settings
 from portal.errors import DomainError
-from portal.scim.models import PROVIDER
+from portal.scim.models import PEOPLE_PROVIDER, PROVIDER
 from portal.scim.service import OrgStorage, PortalService, queue_set_password_links
 from portal.tenancy.context import OrgContext
 from portal.tenancy.permissions import Perm
@@ -46,14 +46,18 @@ def error(status: int, detail: str, *, scim_type: str | None = None, headers: di
 @route("/{path:path}", name="scim.endpoint", opt={"permission": Perm.SCIM},
        http_method=[HttpMethod.GET, HttpMethod.POST, HttpMethod.PUT, HttpMethod.PATCH, HttpMethod.DELETE])
 async def scim_endpoint(request: Request, org: NamedDependency[OrgContext], path: FromPath[str]) -> Response:
-    service = PortalService(PROVIDER)
+    # Agents only for a token its owner allowed them (``api_token.manages_agents``); for the
+    # others the service has no Agents at all, in discovery too.
+    agents = bool(await org.scope.fetchval("SELECT manages_agents FROM api_token WHERE org_id = {org} AND id = $1", org.token_id))
+    provider = PROVIDER if agents else PEOPLE_PROVIDER
+    service = PortalService(provider)
     base = get_settings().base_url.rstrip("/") + f"/scim/v2/orgs/{org.org.slug}"
     scim_request = ScimRequest(
         method=request.method, base_url=base, path=path.lstrip("/"), query=dict(request.query_params),
         headers=list(request.headers.items()), body=await request.body(),
     )
-    storage = OrgStorage(org, writing=request.method != "GET", replacing=request.method == "PUT")
-    with PROVIDER:
+    storage = OrgStorage(org, writing=request.method != "GET", replacing=request.method == "PUT", agents=agents)
+    with provider:
         try:
             answer = await AsyncScimHandler(service, storage).handle(scim_request)
         except Exception as exc:  # a SCIMException is its error body; anything else a 500 body, logged by scim2-server

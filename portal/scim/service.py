@@ -35,7 +35,7 @@ from portal.audit.actions import Action
 from portal.errors import Invalid
 from portal.db import engine as db
 from portal.invites.service import check_seats
-from portal.resources.common import NAME_MAX, savepoint
+from portal.resources.common import DESCRIPTION_MAX, NAME_MAX, has_control, savepoint
 from portal.scim import models
 from portal.scim.filters import Col, JsonItems, where_clause
 from portal.tenancy import scope as tenancy
@@ -125,8 +125,10 @@ def _group(row: Any) -> Resource:
 def _agent(row: Any) -> Resource:
     agent = models.Agent(
         id=str(row["id"]), name=row["name"], display_name=row["scim_display_name"], agent_type=row["scim_agent_type"],
-        # Paused is inactive whatever the IdP said; otherwise what it said (nothing, once it removed it).
-        active=False if row["status"] == "paused" else row["scim_active"],
+        # The agent's status says: paused is false, running is true (or absent while the IdP
+        # never said or removed it). What the IdP last said never outlives a pause or resume
+        # made in the portal, so a later unrelated PATCH can't re-pause a resumed agent.
+        active=False if row["status"] == "paused" else (None if row["scim_active"] is None else True),
         description=row["description"] or None, external_id=row["scim_external_id"],
     )
     version = f'W/"{int(row["updated_at"].timestamp() * 1_000_000)}"'
@@ -149,11 +151,25 @@ def _key(resource_id: str) -> UUID:
 
 
 log = logging.getLogger("portal.scim")
-def _text(attribute: str, value: str | None, limit: int = 200) -> str | None:
-    """An attribute as stored: at most ``limit`` characters, no NUL (400 ``invalidValue`` otherwise)."""
-    if value is not None and (len(value) > limit or "\x00" in value):
-        raise InvalidValueException(detail=f"{attribute}: at most {limit} characters, and no NUL.")
+def _text(attribute: str, value: str | None, limit: int = 200, *, multiline: bool = False) -> str | None:
+    """An attribute as stored: at most ``limit`` characters, no control characters (tab and
+    newlines allowed when ``multiline``), the same rule as the portal's forms; 400 ``invalidValue``
+    otherwise."""
+    if value is None:
+        return None
+    if len(value) > limit:
+        raise InvalidValueException(detail=f"{attribute}: at most {limit} characters.")
+    if has_control(value, multiline=multiline):
+        raise InvalidValueException(detail=f"{attribute}: no control characters{' but tab and newlines' if multiline else ''}.")
     return value
+
+
+def _name(attribute: str, value: str | None) -> str:
+    """A team's or agent's name: spaces collapsed, 1 to NAME_MAX characters, no control characters."""
+    name = " ".join((value or "").split())
+    if not name or len(name) > NAME_MAX:
+        raise InvalidValueException(detail=f"{attribute}: 1 to {NAME_MAX} characters.")
+    return _text(attribute, name, NAME_MAX) or name
 
 
 ASSIGNABLE = {"member", "billing_admin", "compliance_officer"}
@@ -163,8 +179,9 @@ NO_PASSWORD = "!scim:"  # an account provisioned by SCIM, until its person sets 
 class OrgStorage(AsyncScimStorage):
     """One organization's Users (its memberships)."""
 
-    def __init__(self, ctx: OrgContext, *, writing: bool = False, replacing: bool = False) -> None:
+    def __init__(self, ctx: OrgContext, *, writing: bool = False, replacing: bool = False, agents: bool = False) -> None:
         self.ctx = ctx
+        self.agents = agents  # the token may provision agents (``api_token.manages_agents``)
         self.writing = writing  # lock what is read: a write follows
         self.replacing = replacing  # a PUT: what it leaves out of role and active stays as it is
         self.new_accounts: list[UUID] = []  # to be sent a set-password link once the transaction commits
@@ -183,6 +200,7 @@ class OrgStorage(AsyncScimStorage):
         return _user(await self._row(_key(resource_id), lock=self.writing))
 
     async def _agent(self, agent_id: UUID, *, lock: bool) -> Any:
+        _agents_allowed(self)
         row = await self.ctx.scope.fetchrow(_AGENT + " AND a.id = $1" + (" FOR UPDATE OF a" if lock else ""), agent_id)
         if row is None:
             raise NotFoundException(detail="No such resource in this organization.")
@@ -357,14 +375,18 @@ class OrgStorage(AsyncScimStorage):
 
     async def delete(self, resource_type, resource_id, *, expected_version=None):
         if resource_type.name == "Agent":
-            return await _delete_agent(self, resource_id)
+            return await _delete_agent(self, resource_id, expected_version)
         if resource_type.name == "Group":
             team = await self._team(_key(resource_id), lock=True)
+            if expected_version is not None and expected_version != _group(team).meta.version:
+                raise PreconditionFailedException()
             await self.ctx.scope.execute("DELETE FROM team WHERE org_id = {org} AND id = $1", team["id"])
             await audit.record(self.ctx, Action.TEAM_DELETED, target=("team", team["id"], team["name"]),
                                before={"name": team["name"], "members": len(team["members"]), "via": "scim"})
             return
         current = await self._row(_key(resource_id), lock=True)
+        if expected_version is not None and expected_version != _user(current).meta.version:
+            raise PreconditionFailedException()
         if current["role"] == "owner":
             raise ConflictException(detail="The owner can't be removed through SCIM: ownership is transferred first.")
         await self.ctx.scope.execute("DELETE FROM membership WHERE org_id = {org} AND id = $1", current["id"])
@@ -374,6 +396,8 @@ class OrgStorage(AsyncScimStorage):
     async def search(self, resource_types: list[ResourceType], search_request: SearchRequest, *, position=None) -> SearchPage:
         if len(resource_types) != 1:
             raise NotImplementedException(detail="Search across resource types is not supported: search Users, Groups or Agents.")
+        if resource_types[0].name == "Agent":
+            _agents_allowed(self)
         columns, select, counted, order, shown = _KINDS[resource_types[0].name]
         where, params = where_clause(search_request.filter, columns)
         n = len(params)
@@ -443,10 +467,7 @@ async def retry_welcomes(ctx: OrgContext) -> int:
 
 
 def _team_name(group: Resource) -> str:
-    name = " ".join((group.display_name or "").split())
-    if not name or len(name) > NAME_MAX or "\x00" in name:
-        raise InvalidValueException(detail=f"displayName: 1 to {NAME_MAX} characters.")
-    return name
+    return _name("displayName", group.display_name)
 
 
 async def _members_of_org(ctx: OrgContext, group: Resource) -> list[UUID]:
@@ -532,17 +553,23 @@ async def _update_group(storage: OrgStorage, group: Resource, expected_version: 
 def _agent_fields(agent: Resource) -> tuple[str, str, str, str | None, str | None, str | None]:
     """(name, description, status, externalId, displayName, agentType) as stored; 400 otherwise.
     The status as ``active`` asks (absent: the default, a running agent)."""
-    name = " ".join((agent.name or "").split())
-    if not name or len(name) > NAME_MAX or "\x00" in name:
-        raise InvalidValueException(detail=f"name: 1 to {NAME_MAX} characters.")
-    description = _text("description", agent.description, 2000) or ""
+    name = _name("name", agent.name)
+    description = _text("description", (agent.description or "").replace("\r\n", "\n").strip(), DESCRIPTION_MAX, multiline=True)
     status = "paused" if agent.active is False else "active"
     return (name, description, status, _text("externalId", agent.external_id), _text("displayName", agent.display_name),
             _text("agentType", agent.agent_type, 100))
 
 
+def _agents_allowed(storage: OrgStorage) -> OrgContext:
+    """The org, for a token its owner allowed agents; 404 for the others (defence in depth: their
+    service has no Agents resource at all)."""
+    if not storage.agents:
+        raise NotFoundException(detail="This token doesn't provision agents: its owner can make one that does.")
+    return storage.ctx
+
+
 async def _create_agent(storage: OrgStorage, agent: Resource) -> Resource:
-    ctx = storage.ctx
+    ctx = _agents_allowed(storage)
     name, description, status, external_id, display_name, agent_type = _agent_fields(agent)
     try:
         async with savepoint():
@@ -560,7 +587,7 @@ async def _create_agent(storage: OrgStorage, agent: Resource) -> Resource:
 
 
 async def _update_agent(storage: OrgStorage, agent: Resource, expected_version: str | None) -> Resource:
-    ctx = storage.ctx
+    ctx = _agents_allowed(storage)
     current = await storage._agent(_key(agent.id), lock=True)
     if expected_version is not None and expected_version != _agent(current).meta.version:
         raise PreconditionFailedException()
@@ -591,9 +618,13 @@ async def _update_agent(storage: OrgStorage, agent: Resource, expected_version: 
     return _agent(await storage._agent(current["id"], lock=False))
 
 
-async def _delete_agent(storage: OrgStorage, resource_id: str) -> None:
-    ctx = storage.ctx
+async def _delete_agent(storage: OrgStorage, resource_id: str, expected_version: str | None) -> None:
+    ctx = _agents_allowed(storage)
     current = await storage._agent(_key(resource_id), lock=True)
+    if expected_version is not None and expected_version != _agent(current).meta.version:
+        raise PreconditionFailedException()
+    # The count is exact: the row lock taken when the agent was read (first by the handler's read)
+    # makes a workflow being created for it wait for this transaction, or this one wait for it.
     if current["workflows"]:
         raise ConflictException(detail=f"The agent runs {current['workflows']} workflow(s): reassign or delete them first.")
     await ctx.scope.execute("DELETE FROM agent WHERE org_id = {org} AND id = $1", current["id"])  # its tokens are revoked (trigger)

@@ -4,7 +4,9 @@ agent's own tokens follow; another org's token reaches none of them."""
 
 from __future__ import annotations
 
-from tests.factories import add_api_token, bearer, events
+import asyncio
+
+from tests.factories import add_api_token, add_workflow, bearer, events
 
 SCIM_JSON = "application/scim+json"
 AGENT = "urn:ietf:params:scim:schemas:core:2.0:Agent"
@@ -48,10 +50,103 @@ async def test_an_agent_with_workflows_is_not_deleted_and_another_orgs_token_rea
     r = await c.delete(f"{w.base}/Agents/{w.agent_used}")  # the world's agent runs a workflow
     assert r.status_code == 409 and "workflow" in r.json()["detail"]
     other = await make_world()
-    _, theirs = await add_api_token(su, other.org, "scim")
+    _, theirs = await add_api_token(su, other.org, "scim", manages_agents=True)
     for method, path in (("GET", f"/Agents/{w.agent_used}"), ("DELETE", f"/Agents/{w.agent_used}"), ("GET", "/Agents")):
         r = await c.request(method, f"/scim/v2/orgs/{w.org.slug}{path}", headers=bearer(theirs))
         assert r.status_code == 404, (method, path, r.status_code)
     listed = (await c.get(f"/scim/v2/orgs/{other.org.slug}/Agents", headers=bearer(theirs))).json()
     assert str(w.agent_used) not in {a["id"] for a in listed["Resources"]}
     assert await su.fetchval("SELECT count(*) FROM agent WHERE id = $1", w.agent_used) == 1
+
+
+async def test_a_pause_and_resume_in_the_portal_outlive_what_the_idp_last_said(idp, su, client_for):
+    """The IdP pauses an agent, someone resumes it on its page: a later unrelated PATCH from the
+    IdP (a new description) leaves it running, and the IdP reads ``active: true``."""
+    w, c = idp, idp.idp
+    c.headers["Content-Type"] = SCIM_JSON
+    agent = (await c.post(f"{w.base}/Agents", json={"schemas": [AGENT], "name": "Night shift", "active": True})).json()
+    r = await c.patch(f"{w.base}/Agents/{agent['id']}", json={"schemas": [PATCH], "Operations": [{"op": "replace", "path": "active", "value": False}]})
+    assert r.json()["active"] is False
+    owner = await client_for(w.users["owner"])
+    page = f"/orgs/{w.org.slug}/agents/{agent['id']}"
+    assert (await owner.post(f"{page}/status", {"status": "active"})).status_code == 303
+    assert (await c.get(f"{w.base}/Agents/{agent['id']}")).json()["active"] is True
+    r = await c.patch(f"{w.base}/Agents/{agent['id']}", json={"schemas": [PATCH], "Operations": [
+        {"op": "replace", "path": "description", "value": "Runs at night"}]})
+    assert r.status_code == 200 and r.json()["active"] is True, r.text
+    assert await su.fetchval("SELECT status FROM agent WHERE id = $1", agent["id"]) == "active"
+    # and the other way: the IdP said active, the portal paused it; an IdP rename keeps it paused
+    assert (await owner.post(f"{page}/status", {"status": "paused"})).status_code == 303
+    r = await c.patch(f"{w.base}/Agents/{agent['id']}", json={"schemas": [PATCH], "Operations": [{"op": "replace", "path": "name", "value": "Day shift"}]})
+    assert r.json()["active"] is False and await su.fetchval("SELECT status FROM agent WHERE id = $1", agent["id"]) == "paused"
+
+
+async def test_control_characters_and_stale_versions_are_refused_and_change_nothing(idp, su):
+    w, c = idp, idp.idp
+    c.headers["Content-Type"] = SCIM_JSON
+    for body in ({"name": "Bell\x07bot"}, {"name": "Ok bot", "description": "escape \x1b[31m"}, {"name": "Ok bot", "agentType": "a\x85b"},
+                 {"name": "Ok bot", "displayName": "line\nbreak"}):
+        r = await c.post(f"{w.base}/Agents", json={"schemas": [AGENT], **body})
+        assert r.status_code == 400 and r.json()["scimType"] == "invalidValue" and "control" in r.json()["detail"], (body, r.text)
+    r = await c.post(f"{w.base}/Groups", json={"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Ops\x00\x01"})
+    assert r.status_code == 400 and r.json()["scimType"] == "invalidValue"
+    assert await su.fetchval("SELECT count(*) FROM agent WHERE org_id = $1 AND name = 'Ok bot'", w.org.id) == 0
+    multi = await c.post(f"{w.base}/Agents", json={"schemas": [AGENT], "name": "Ok bot", "description": "Two\r\nlines\tand a tab"})
+    assert multi.status_code == 201 and multi.json()["description"] == "Two\nlines\tand a tab"
+
+    agent = multi.json()
+    stale = 'W/"1"'
+    for method, body in (("PUT", {"schemas": [AGENT], "name": "Renamed"}),
+                         ("PATCH", {"schemas": [PATCH], "Operations": [{"op": "replace", "path": "name", "value": "Renamed"}]}),
+                         ("DELETE", None)):
+        r = await c.request(method, f"{w.base}/Agents/{agent['id']}", json=body, headers={"If-Match": stale})
+        assert r.status_code == 412, (method, r.status_code, r.text)
+    assert await su.fetchval("SELECT name FROM agent WHERE id = $1", agent["id"]) == "Ok bot"
+    r = await c.delete(f"{w.base}/Agents/{agent['id']}", headers={"If-Match": agent["meta"]["version"]})
+    assert r.status_code == 204
+    member = (await c.get(f"{w.base}/Users", params={"filter": f'userName eq "{w.users["member"].email}"'})).json()["Resources"][0]
+    assert (await c.delete(f"{w.base}/Users/{member['id']}", headers={"If-Match": stale})).status_code == 412
+    assert await su.fetchval("SELECT count(*) FROM membership WHERE id = $1", member["id"]) == 1
+
+
+async def test_a_token_made_for_people_reaches_no_agent(idp, su):
+    """A SCIM token is for Users and Groups unless its owner ticked "Agents too": for the others
+    the service has no Agents, in discovery too, and nothing about an agent changes."""
+    w, c = idp, idp.idp
+    _, people = await add_api_token(su, w.org, "scim", name="Google")
+    h = bearer(people)
+    types = (await c.get(f"{w.base}/ResourceTypes", headers=h)).json()
+    assert {t["name"] for t in types["Resources"]} == {"User", "Group"}
+    schemas = (await c.get(f"{w.base}/Schemas", headers=h)).json()
+    assert AGENT not in {s["id"] for s in schemas["Resources"]}
+    assert (await c.get(f"{w.base}/Users", headers=h)).status_code == 200
+    for method, path, body in (("GET", "/Agents", None), ("GET", f"/Agents/{w.agent_free}", None),
+                               ("POST", "/Agents", {"schemas": [AGENT], "name": "Sneaky"}),
+                               ("PATCH", f"/Agents/{w.agent_free}", {"schemas": [PATCH], "Operations": [{"op": "replace", "path": "active", "value": False}]}),
+                               ("DELETE", f"/Agents/{w.agent_free}", None)):
+        r = await c.request(method, f"{w.base}{path}", json=body, headers={**h, "Content-Type": SCIM_JSON})
+        assert r.status_code == 404, (method, path, r.status_code, r.text)
+    assert await su.fetchval("SELECT status FROM agent WHERE id = $1", w.agent_free) == "active"
+    assert await su.fetchval("SELECT count(*) FROM agent WHERE org_id = $1 AND name = 'Sneaky'", w.org.id) == 0
+
+
+async def test_deleting_an_agent_that_gains_a_workflow_while_it_waits_is_a_409(idp, su):
+    """A workflow for the agent is being created (its transaction holds the agent's key) when the
+    IdP's DELETE arrives: the DELETE waits for it, and once it commits the agent is in use, so the
+    answer is 409 and the agent stays."""
+    w, c = idp, idp.idp
+    c.headers["Content-Type"] = SCIM_JSON
+    agent = (await c.post(f"{w.base}/Agents", json={"schemas": [AGENT], "name": "Contested"})).json()
+    tx = su.transaction()
+    await tx.start()
+    try:
+        await add_workflow(su, w.org.id, agent["id"], name="Arrives first")
+        delete = asyncio.create_task(c.delete(f"{w.base}/Agents/{agent['id']}"))
+        await asyncio.sleep(0.5)
+        assert not delete.done()  # waiting for the agent's row
+    finally:
+        await tx.commit()
+    r = await delete
+    assert r.status_code == 409, r.text
+    assert "workflow" in r.json()["detail"]
+    assert await su.fetchval("SELECT count(*) FROM agent WHERE id = $1", agent["id"]) == 1

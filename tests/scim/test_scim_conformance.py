@@ -61,7 +61,7 @@ async def test_scim2_tester_finds_no_failure(live, make_org, su):
 
     org = await make_org()
     await su.execute("INSERT INTO org_role (org_id, name, permissions) VALUES ($1, 'Auditor', '{audit.view}')", org.id)
-    _, token = await add_api_token(su, org, "scim")
+    _, token = await add_api_token(su, org, "scim", manages_agents=True)
     results = await asyncio.to_thread(_scim2_tester, f"{live}/scim/v2/orgs/{org.slug}", token)
     counts = collections.Counter(r.status.name for r in results)
     failed = [(r.resource_type, r.title, r.reason) for r in results if r.status in (Status.ERROR, Status.CRITICAL)]
@@ -77,7 +77,7 @@ async def test_scim_sanity_strict_probe_passes(live, make_org, su):
     from scim_sanity.probe.runner import run_probe_api
 
     org = await make_org()
-    _, token = await add_api_token(su, org, "scim")
+    _, token = await add_api_token(su, org, "scim", manages_agents=True)
     report = await asyncio.to_thread(run_probe_api, f"{live}/scim/v2/orgs/{org.slug}", token=token, strict=True, timeout=30)
     failed = [(r["name"], r.get("message")) for r in report["results"] if r["status"] in ("fail", "error")]
     assert failed == [] and report["exit_code"] == 0, failed

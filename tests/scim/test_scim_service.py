@@ -35,6 +35,26 @@ async def test_the_owner_issues_a_scim_token_and_sees_the_base_url(make_world, c
     await c.aclose()
 
 
+async def test_agents_are_for_a_token_the_owner_allowed_them(make_world, client_for, su, app):
+    """"Agents too" is off unless ticked; it is recorded, audited and shown on the list."""
+    w = await make_world()
+    owner = await client_for(w.users["owner"])
+    page = (await owner.get(f"/orgs/{w.org.slug}/scim")).text
+    assert 'name="manages_agents"' in page and 'name="manages_agents" value="1" checked' not in page
+    await owner.post(f"/orgs/{w.org.slug}/scim", {"name": "People only", "expires_in_days": "30"})
+    r = await owner.post(f"/orgs/{w.org.slug}/scim", {"name": "Agents too", "expires_in_days": "30", "manages_agents": "1"})
+    token = re.search(r'id="new-token">(prt_[A-Za-z0-9_-]+)<', r.text).group(1)
+    rows = dict(await su.fetch("SELECT name, manages_agents FROM api_token WHERE org_id = $1 AND name IN ('People only', 'Agents too')", w.org.id))
+    assert rows == {"People only": False, "Agents too": True}
+    created = [e for e in await events(su, w.org) if e["action"] == "scim_token.created"]
+    assert sorted(json.loads(e["after"])["manages_agents"] for e in created) == [False, True]
+    assert r.text.count('<span class="badge">Agents too</span>') == 1
+    c = Client(app)
+    types = (await c.http.get(f"/scim/v2/orgs/{w.org.slug}/ResourceTypes", headers=bearer(token))).json()
+    assert {t["name"] for t in types["Resources"]} == {"User", "Group", "Agent"}
+    await c.aclose()
+
+
 async def test_discovery_answers_scim_json(idp):
     for path in ("ServiceProviderConfig", "ResourceTypes", "Schemas"):
         r = await idp.idp.get(f"{idp.base}/{path}")

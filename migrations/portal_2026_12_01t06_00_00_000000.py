@@ -1,0 +1,29 @@
+"""A SCIM token reaches the org's agents only when its owner said so (``api_token.manages_agents``).
+
+The Agents resource came after the first SCIM tokens: a token an owner made to provision people
+must not silently gain the power to create, pause and delete agents. Tokens default to people and
+teams (Users, Groups); the owner ticks "agents too" when creating a token for an IdP that
+provisions agent identities. Existing tokens keep what they had when they were made."""
+
+from piccolo.apps.migrations.auto.migration_manager import MigrationManager
+
+from portal.db.ddl import execute
+
+ID = "2026-12-01T06:00:00:000000"
+VERSION = "1.38.0"
+DESCRIPTION = "scim tokens reach agents only when allowed"
+
+SQL = """
+ALTER TABLE api_token ADD COLUMN manages_agents boolean NOT NULL DEFAULT false;
+ALTER TABLE api_token ADD CONSTRAINT api_token_manages_agents_scim CHECK (NOT manages_agents OR role = 'scim');
+"""
+
+
+async def forwards():
+    manager = MigrationManager(migration_id=ID, app_name="portal", description=DESCRIPTION)
+
+    async def run():
+        await execute(SQL)
+
+    manager.add_raw(run)
+    return manager
