@@ -2,8 +2,9 @@
 
 The Agents resource came after the first SCIM tokens: a token an owner made to provision people
 must not silently gain the power to create, pause and delete agents. Tokens default to people and
-teams (Users, Groups); the owner ticks "agents too" when creating a token for an IdP that
-provisions agent identities. Existing tokens keep what they had when they were made."""
+teams (Users, Groups); the owner ticks "Agents too" when creating a token for an IdP that
+provisions agent identities. Every existing SCIM token starts without agents (it fails closed): an
+owner whose IdP provisions agents issues a new token with "Agents too"."""
 
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
 

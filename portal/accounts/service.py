@@ -12,6 +12,7 @@ from portal.accounts.passwords import hash_password, verify_password
 from portal.config import get_settings
 from portal.db import engine as db
 from portal.errors import Invalid, TooManyRequests
+from portal.resources.common import has_control
 
 log = logging.getLogger("portal.accounts")
 
@@ -58,7 +59,7 @@ def validate_name(name: str) -> str | None:
         return "Enter your name."
     if len(name) > 100:
         return "Use at most 100 characters."
-    if any(ord(c) < 32 for c in name):
+    if has_control(name):  # C0, DEL and C1: the same rule as every other single-line field
         return "Names can't contain control characters."
     return None
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import secrets
 from typing import Any
 from uuid import UUID
@@ -35,7 +36,7 @@ from portal.audit.actions import Action
 from portal.errors import Invalid
 from portal.db import engine as db
 from portal.invites.service import check_seats
-from portal.resources.common import DESCRIPTION_MAX, NAME_MAX, has_control, savepoint
+from portal.resources.common import DESCRIPTION_MAX, NAME_MAX, SPACE, has_control, savepoint
 from portal.scim import models
 from portal.scim.filters import Col, JsonItems, where_clause
 from portal.tenancy import scope as tenancy
@@ -76,7 +77,8 @@ AGENT_COLUMNS = {
     ("display_name", None): Col("a.scim_display_name"),
     ("external_id", None): Col("a.scim_external_id"),
     ("agent_type", None): Col("a.scim_agent_type"),
-    ("active", None): Col("(a.status = 'active')"),
+    # as ``_agent`` shows it: false while paused, absent while the IdP never said (or removed it)
+    ("active", None): Col("(CASE WHEN a.status = 'paused' THEN false WHEN a.scim_active IS NOT NULL THEN true END)"),
 }
 _AGENT = """SELECT a.id, a.name, a.description, a.status, a.scim_external_id, a.scim_display_name, a.scim_agent_type, a.scim_active,
                    a.created_at, a.updated_at,
@@ -151,12 +153,14 @@ def _key(resource_id: str) -> UUID:
 
 
 log = logging.getLogger("portal.scim")
-def _text(attribute: str, value: str | None, limit: int = 200, *, multiline: bool = False) -> str | None:
+def _text(attribute: str, value: str | None, limit: int = 200, *, multiline: bool = False, kept: Any = None) -> str | None:
     """An attribute as stored: at most ``limit`` characters, no control characters (tab and
     newlines allowed when ``multiline``), the same rule as the portal's forms; 400 ``invalidValue``
-    otherwise."""
-    if value is None:
-        return None
+    otherwise. A value the resource already shows (``kept``) passes as it is: an update that leaves
+    it alone (a PATCH that only suspends) must not fail on what a person typed at sign-up or an
+    earlier rule let in."""
+    if value is None or value == kept:
+        return value
     if len(value) > limit:
         raise InvalidValueException(detail=f"{attribute}: at most {limit} characters.")
     if has_control(value, multiline=multiline):
@@ -164,12 +168,16 @@ def _text(attribute: str, value: str | None, limit: int = 200, *, multiline: boo
     return value
 
 
-def _name(attribute: str, value: str | None) -> str:
-    """A team's or agent's name: spaces collapsed, 1 to NAME_MAX characters, no control characters."""
-    name = " ".join((value or "").split())
+def _name(attribute: str, value: str | None, *, kept: str | None = None) -> str:
+    """A team's or agent's name: no control characters, runs of spaces made one, 1 to NAME_MAX
+    characters (blank as the portal's forms see it: ``common.SPACE``)."""
+    if value is not None and value == kept:
+        return value
+    _text(attribute, value, 10 * NAME_MAX)  # control characters first: ``str.split`` would make some of them spaces
+    name = " ".join(w for w in re.split(f"[{re.escape(SPACE)}]+", value or "") if w)
     if not name or len(name) > NAME_MAX:
         raise InvalidValueException(detail=f"{attribute}: 1 to {NAME_MAX} characters.")
-    return _text(attribute, name, NAME_MAX) or name
+    return name
 
 
 ASSIGNABLE = {"member", "billing_admin", "compliance_officer"}
@@ -225,16 +233,21 @@ class OrgStorage(AsyncScimStorage):
             raise InvalidValueException(detail=f"“{wanted}” is not a role of this organization (the owner's is never given by SCIM).")
         return "custom", custom
 
-    def _attributes(self, user: Resource) -> list[Any]:
-        name = user.name
+    def _attributes(self, user: Resource, shown: Resource | None = None) -> list[Any]:
+        """What the IdP keeps of a member, checked (``shown``: the member as it read before this
+        update; what it still says passes as it is)."""
+        name, was = user.name, (shown.name if shown else None)
         values = [
-            _text("externalId", user.external_id), _text("displayName", user.display_name),
-            _text("name.givenName", name.given_name if name else None), _text("name.familyName", name.family_name if name else None),
-            _text("name.formatted", name.formatted if name else None, 400),
+            _text("externalId", user.external_id, kept=shown and shown.external_id),
+            _text("displayName", user.display_name, kept=shown and shown.display_name),
+            _text("name.givenName", name.given_name if name else None, kept=was and was.given_name),
+            _text("name.familyName", name.family_name if name else None, kept=was and was.family_name),
+            _text("name.formatted", name.formatted if name else None, 400, kept=was and was.formatted),
         ]
         listed = [e.model_dump(exclude_none=True, mode="json") for e in user.emails or []]
+        kept_emails = {e.value for e in (shown.emails or [])} if shown else set()
         for e in listed:
-            _text("emails.value", e.get("value"), 320)
+            _text("emails.value", e.get("value"), 320, kept=e.get("value") if e.get("value") in kept_emails else None)
         return [*values, json.dumps(listed) if listed else None, user.active]
 
     async def create(self, resource_type, resource):
@@ -325,7 +338,7 @@ class OrgStorage(AsyncScimStorage):
                 )
                 await audit.record(self.ctx, Action.MEMBER_SUSPENDED if suspended else Action.MEMBER_REACTIVATED,
                                    target=("membership", current["id"], label))
-        attributes = self._attributes(resource)
+        attributes = self._attributes(resource, shown)
         if self.replacing and resource.active is None:
             attributes[-1] = current["scim_active"]
         names = ("externalId", "displayName", "givenName", "familyName", "formatted", "emails", "active")
@@ -466,8 +479,8 @@ async def retry_welcomes(ctx: OrgContext) -> int:
 # -- Groups: the org's teams ------------------------------------------------------------------
 
 
-def _team_name(group: Resource) -> str:
-    return _name("displayName", group.display_name)
+def _team_name(group: Resource, kept: str | None = None) -> str:
+    return _name("displayName", group.display_name, kept=kept)
 
 
 async def _members_of_org(ctx: OrgContext, group: Resource) -> list[UUID]:
@@ -502,12 +515,12 @@ async def _set_members(ctx: OrgContext, team_id: UUID, name: str, members: list[
 
 
 async def _create_group(storage: OrgStorage, group: Resource) -> Resource:
-    ctx, name = storage.ctx, _team_name(group)
+    ctx, name, external_id = storage.ctx, _team_name(group), _text("externalId", group.external_id)
     try:
         async with savepoint():
             team_id = await ctx.scope.fetchval(
                 "INSERT INTO team (org_id, name, scim_external_id, created_by) VALUES ({org}, $1, $2, $3) RETURNING id",
-                name, group.external_id, ctx.user_id,
+                name, external_id, ctx.user_id,
             )
     except asyncpg.UniqueViolationError:
         raise UniquenessException(detail="Another team of this organization has this name.") from None
@@ -523,13 +536,14 @@ async def _update_group(storage: OrgStorage, group: Resource, expected_version: 
     current = await storage._team(_key(group.id), lock=True)
     if expected_version is not None and expected_version != _group(current).meta.version:
         raise PreconditionFailedException()
-    name = _team_name(group)
+    name = _team_name(group, current["name"])
+    external_id = _text("externalId", group.external_id, kept=current["scim_external_id"])
     changed = False
-    if name != current["name"] or group.external_id != current["scim_external_id"]:
+    if name != current["name"] or external_id != current["scim_external_id"]:
         try:
             async with savepoint():
                 await ctx.scope.execute(
-                    "UPDATE team SET name = $2, scim_external_id = $3 WHERE org_id = {org} AND id = $1", current["id"], name, group.external_id
+                    "UPDATE team SET name = $2, scim_external_id = $3 WHERE org_id = {org} AND id = $1", current["id"], name, external_id
                 )
         except asyncpg.UniqueViolationError:
             raise UniquenessException(detail="Another team of this organization has this name.") from None
@@ -550,14 +564,17 @@ async def _update_group(storage: OrgStorage, group: Resource, expected_version: 
 # -- Agents: the org's agents (draft-abbey-scim-agent-extension-00) ---------------------------
 
 
-def _agent_fields(agent: Resource) -> tuple[str, str, str, str | None, str | None, str | None]:
+def _agent_fields(agent: Resource, current: Any = None) -> tuple[str, str, str, str | None, str | None, str | None]:
     """(name, description, status, externalId, displayName, agentType) as stored; 400 otherwise.
-    The status as ``active`` asks (absent: the default, a running agent)."""
-    name = _name("name", agent.name)
-    description = _text("description", (agent.description or "").replace("\r\n", "\n").strip(), DESCRIPTION_MAX, multiline=True)
+    The status as ``active`` asks (absent: the default, a running agent). ``current``: the agent's
+    row before this update (what is unchanged passes as it is)."""
+    kept = current or {}
+    name = _name("name", agent.name, kept=kept.get("name"))
+    description = _text("description", agent.description or "", DESCRIPTION_MAX, multiline=True, kept=kept.get("description"))
     status = "paused" if agent.active is False else "active"
-    return (name, description, status, _text("externalId", agent.external_id), _text("displayName", agent.display_name),
-            _text("agentType", agent.agent_type, 100))
+    return (name, description or "", status, _text("externalId", agent.external_id, kept=kept.get("scim_external_id")),
+            _text("displayName", agent.display_name, kept=kept.get("scim_display_name")),
+            _text("agentType", agent.agent_type, 100, kept=kept.get("scim_agent_type")))
 
 
 def _agents_allowed(storage: OrgStorage) -> OrgContext:
@@ -591,7 +608,7 @@ async def _update_agent(storage: OrgStorage, agent: Resource, expected_version: 
     current = await storage._agent(_key(agent.id), lock=True)
     if expected_version is not None and expected_version != _agent(current).meta.version:
         raise PreconditionFailedException()
-    name, description, status, external_id, display_name, agent_type = _agent_fields(agent)
+    name, description, status, external_id, display_name, agent_type = _agent_fields(agent, current)
     # As for Users: a PUT that leaves out ``active`` changes nothing of it; a PATCH that removes it
     # means the default, a running agent.
     said = agent.active

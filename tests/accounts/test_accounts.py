@@ -46,6 +46,9 @@ async def test_signup_rejects_bad_input_with_messages(client):
     assert r.status_code == 422
     body = text_of(r)
     assert "Enter a valid email address" in body and "Enter your name" in body and "at least 10 characters" in body
+    for name in ("Eve\x07", "Ev\x85e"):  # C0 and C1 alike, as every other single-line field
+        _, r = await signup(client, email="eve@example.test", name=name, password="a long enough password")
+        assert r.status_code == 422 and "control characters" in text_of(r), name
 
 
 async def test_signup_with_a_taken_email_says_nothing_about_it(app, outbox, make_user):

@@ -388,6 +388,28 @@ async def test_odd_values_are_a_400_never_a_500(idp):
     assert (await c.get(f"{w.base}/Users", params={"startIndex": str(10**30)})).status_code in (200, 400)
 
 
+async def test_what_a_resource_already_holds_never_blocks_a_deprovisioning(idp, su):
+    """A member whose name an older rule let in with a C1 control character, a team named the
+    same way: the IdP's suspend (a PATCH that changes only ``active``, so the name travels back
+    unchanged) and a member added to the team still work; a new name with one is refused."""
+    w, c = idp, idp.idp
+    h = {"Content-Type": SCIM_JSON}
+    await su.execute("UPDATE app_user SET name = 'Eve\u0085' WHERE id = $1", w.users["member"].id)
+    await su.execute("UPDATE team SET name = 'Ops\u0085' WHERE org_id = $1 AND id = $2", w.org.id, w.team)
+    mid = str(w.memberships["member"])
+    off = {"schemas": [PATCH], "Operations": [{"op": "replace", "path": "active", "value": False}]}
+    r = await c.patch(f"{w.base}/Users/{mid}", json=off, headers=h)
+    assert r.status_code == 200 and r.json()["active"] is False, r.text
+    assert await su.fetchval("SELECT suspended_at IS NOT NULL FROM membership WHERE id = $1", w.memberships["member"])
+    add = {"schemas": [PATCH], "Operations": [{"op": "add", "path": "members", "value": [{"value": str(w.target)}]}]}
+    assert (await c.patch(f"{w.base}/Groups/{w.team}", json=add, headers=h)).status_code == 200
+    rename = {"schemas": [PATCH], "Operations": [{"op": "replace", "path": "displayName", "value": "Ops\u0086"}]}
+    assert (await c.patch(f"{w.base}/Groups/{w.team}", json=rename, headers=h)).status_code == 400
+    for name in ("Info\u001csep", "\ufeff", " \u3000 "):  # a separator str.split() would take for a space; blank as forms see it
+        r = await c.post(f"{w.base}/Groups", json={"schemas": [GROUP], "displayName": name}, headers=h)
+        assert r.status_code == 400 and r.json()["scimType"] == "invalidValue", (name, r.text)
+
+
 async def test_a_custom_role_can_t_take_a_built_in_role_s_name(make_world, client_for):
     w = await make_world()
     owner = await client_for(w.users["owner"])
