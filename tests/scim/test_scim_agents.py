@@ -71,6 +71,11 @@ async def test_a_pause_and_resume_in_the_portal_outlive_what_the_idp_last_said(i
     page = f"/orgs/{w.org.slug}/agents/{agent['id']}"
     assert (await owner.post(f"{page}/status", {"status": "active"})).status_code == 303
     assert (await c.get(f"{w.base}/Agents/{agent['id']}")).json()["active"] is True
+
+    async def found(expression: str) -> bool:  # the filter matches what the resource shows
+        listed = (await c.get(f"{w.base}/Agents", params={"filter": f'name eq "Night shift" and {expression}'})).json()
+        return listed["totalResults"] == 1
+    assert await found("active eq true") and not await found("active eq false")
     r = await c.patch(f"{w.base}/Agents/{agent['id']}", json={"schemas": [PATCH], "Operations": [
         {"op": "replace", "path": "description", "value": "Runs at night"}]})
     assert r.status_code == 200 and r.json()["active"] is True, r.text
@@ -79,6 +84,11 @@ async def test_a_pause_and_resume_in_the_portal_outlive_what_the_idp_last_said(i
     assert (await owner.post(f"{page}/status", {"status": "paused"})).status_code == 303
     r = await c.patch(f"{w.base}/Agents/{agent['id']}", json={"schemas": [PATCH], "Operations": [{"op": "replace", "path": "name", "value": "Day shift"}]})
     assert r.json()["active"] is False and await su.fetchval("SELECT status FROM agent WHERE id = $1", agent["id"]) == "paused"
+    assert (await c.get(f"{w.base}/Agents", params={"filter": 'name eq "Day shift" and active eq false'})).json()["totalResults"] == 1
+    fresh = (await c.post(f"{w.base}/Agents", json={"schemas": [AGENT], "name": "Never told"})).json()
+    assert "active" not in fresh  # running, and the IdP never said: absent, and absent to the filter too
+    listed = (await c.get(f"{w.base}/Agents", params={"filter": 'name eq "Never told" and active pr'})).json()
+    assert listed["totalResults"] == 0
 
 
 async def test_control_characters_and_stale_versions_are_refused_and_change_nothing(idp, su):
