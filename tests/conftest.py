@@ -202,19 +202,17 @@ def snapshot(su, database):
         from portal.db import registry
 
         registry.load_all()
-        out: dict[str, Any] = {}
-        for name in sorted(registry.TENANT_TABLES):
-            where = "WHERE org_id = $1" if org_id else ""
-            args = [org_id] if org_id else []
-            out[name] = await su.fetchval(
-                f"SELECT md5(coalesce(string_agg(r::text, '|' ORDER BY r::text), '')) "
-                f"FROM (SELECT to_jsonb(t) - 'last_used_at' AS r FROM {name} t {where}) x", *args
-            )
-        for name in ("organization", "app_user"):
-            out[name] = await su.fetchval(
-                f"SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM {name} t"
-            )
-        return out
+        where = "WHERE org_id = $1::uuid" if org_id else "WHERE $1::uuid IS NULL"
+        parts = [
+            f"SELECT '{name}'::text, md5(coalesce(string_agg(r::text, '|' ORDER BY r::text), '')) "
+            f"FROM (SELECT to_jsonb(t) - 'last_used_at' AS r FROM {name} t {where}) x"
+            for name in sorted(registry.TENANT_TABLES)
+        ] + [
+            f"SELECT '{name}'::text, md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM {name} t"
+            for name in ("organization", "app_user")
+        ]
+        # one statement (one round trip, one snapshot of the database) for every table
+        return dict(tuple(row) for row in await su.fetch(" UNION ALL ".join(parts), org_id))
 
     return take
 
