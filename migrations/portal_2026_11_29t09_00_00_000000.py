@@ -1,8 +1,6 @@
 """Foundation: accounts, sessions, organizations, memberships, billing settings, audit events."""
 
-from piccolo.apps.migrations.auto.migration_manager import MigrationManager
-
-from portal.db.ddl import CURRENT_USER, execute, tenant_rls
+from portal.db.ddl import CURRENT_USER, raw_migration, tenant_rls
 
 ID = "2026-11-29T09:00:00:000000"
 VERSION = "1.38.0"
@@ -116,11 +114,4 @@ CREATE INDEX audit_event_org_actor ON audit_event (org_id, actor_id, created_at 
 """
 
 
-async def forwards():
-    manager = MigrationManager(migration_id=ID, app_name="portal", description=DESCRIPTION)
-
-    async def run():
-        await execute(SQL)
-
-    manager.add_raw(run)
-    return manager
+forwards = raw_migration(ID, DESCRIPTION, SQL)

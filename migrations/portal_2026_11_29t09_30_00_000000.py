@@ -6,9 +6,7 @@ this, a wrong id in an UPDATE or DELETE could rename or wipe another tenant — 
 child tables below their own RLS.
 """
 
-from piccolo.apps.migrations.auto.migration_manager import MigrationManager
-
-from portal.db.ddl import CURRENT_ORG, execute
+from portal.db.ddl import CURRENT_ORG, raw_migration
 
 ID = "2026-11-29T09:30:00:000000"
 VERSION = "1.38.0"
@@ -24,11 +22,4 @@ CREATE POLICY org_delete ON organization FOR DELETE USING (id = {CURRENT_ORG});
 """
 
 
-async def forwards():
-    manager = MigrationManager(migration_id=ID, app_name="portal", description=DESCRIPTION)
-
-    async def run():
-        await execute(SQL)
-
-    manager.add_raw(run)
-    return manager
+forwards = raw_migration(ID, DESCRIPTION, SQL)

@@ -7,9 +7,7 @@ row FOR NO KEY UPDATE and then the membership FOR SHARE, re-reading the role und
 SECURITY INVOKER: it runs as the app role, under the same policies as any other query.
 """
 
-from piccolo.apps.migrations.auto.migration_manager import MigrationManager
-
-from portal.db.ddl import execute
+from portal.db.ddl import raw_migration
 
 ID = "2026-11-29T09:45:00:000000"
 VERSION = "1.38.0"
@@ -50,11 +48,4 @@ $$;
 """
 
 
-async def forwards():
-    manager = MigrationManager(migration_id=ID, app_name="portal", description=DESCRIPTION)
-
-    async def run():
-        await execute(SQL)
-
-    manager.add_raw(run)
-    return manager
+forwards = raw_migration(ID, DESCRIPTION, SQL)

@@ -1,8 +1,6 @@
 """Members page: index-backed keyset pagination of an org's memberships by joined date."""
 
-from piccolo.apps.migrations.auto.migration_manager import MigrationManager
-
-from portal.db.ddl import execute
+from portal.db.ddl import raw_migration
 
 ID = "2026-11-29T10:00:00:000000"
 VERSION = "1.38.0"
@@ -15,11 +13,4 @@ CREATE INDEX membership_org_created_id ON membership (org_id, created_at, id);
 """
 
 
-async def forwards():
-    manager = MigrationManager(migration_id=ID, app_name="portal", description=DESCRIPTION)
-
-    async def run():
-        await execute(SQL)
-
-    manager.add_raw(run)
-    return manager
+forwards = raw_migration(ID, DESCRIPTION, SQL)

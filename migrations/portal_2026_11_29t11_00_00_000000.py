@@ -1,8 +1,6 @@
 """Invites: one row per emailed invitation; only the SHA-256 of its token is stored."""
 
-from piccolo.apps.migrations.auto.migration_manager import MigrationManager
-
-from portal.db.ddl import execute, tenant_rls
+from portal.db.ddl import raw_migration, tenant_rls
 
 ID = "2026-11-29T11:00:00:000000"
 VERSION = "1.38.0"
@@ -54,11 +52,4 @@ CREATE POLICY invite_by_token ON invite FOR SELECT
 """
 
 
-async def forwards():
-    manager = MigrationManager(migration_id=ID, app_name="portal", description=DESCRIPTION)
-
-    async def run():
-        await execute(SQL)
-
-    manager.add_raw(run)
-    return manager
+forwards = raw_migration(ID, DESCRIPTION, SQL)

@@ -6,9 +6,7 @@ and under the one RLS policy. References between tenant rows are composite forei
 Names are unique per org, case-insensitively.
 """
 
-from piccolo.apps.migrations.auto.migration_manager import MigrationManager
-
-from portal.db.ddl import execute, tenant_rls
+from portal.db.ddl import raw_migration, tenant_rls
 
 ID = "2026-11-29T12:00:00:000000"
 VERSION = "1.38.0"
@@ -104,11 +102,4 @@ CREATE INDEX team_member_org_membership ON team_member (org_id, membership_id);
 """
 
 
-async def forwards():
-    manager = MigrationManager(migration_id=ID, app_name="portal", description=DESCRIPTION)
-
-    async def run():
-        await execute(SQL)
-
-    manager.add_raw(run)
-    return manager
+forwards = raw_migration(ID, DESCRIPTION, SQL)

@@ -6,9 +6,7 @@ jobs exist across orgs (never any archive data) while it explicitly says so in i
 it then claims a job inside that job's tenant transaction (``FOR UPDATE SKIP LOCKED``).
 """
 
-from piccolo.apps.migrations.auto.migration_manager import MigrationManager
-
-from portal.db.ddl import execute, tenant_rls
+from portal.db.ddl import raw_migration, tenant_rls
 
 ID = "2026-11-29T13:00:00:000000"
 VERSION = "1.38.0"
@@ -68,11 +66,4 @@ ALTER TABLE export_chunk ALTER COLUMN data SET STORAGE EXTERNAL;
 """
 
 
-async def forwards():
-    manager = MigrationManager(migration_id=ID, app_name="portal", description=DESCRIPTION)
-
-    async def run():
-        await execute(SQL)
-
-    manager.add_raw(run)
-    return manager
+forwards = raw_migration(ID, DESCRIPTION, SQL)

@@ -8,9 +8,7 @@ signs in and works as before; only accepting an invite asks it to confirm its ad
 landing page offers the mail). ``portal demo`` marks its own accounts verified.
 """
 
-from piccolo.apps.migrations.auto.migration_manager import MigrationManager
-
-from portal.db.ddl import execute
+from portal.db.ddl import raw_migration
 
 ID = "2026-11-30T09:10:00:000000"
 VERSION = "1.38.0"
@@ -21,11 +19,4 @@ ALTER TABLE app_user ADD COLUMN email_verified_at timestamptz;
 """
 
 
-async def forwards():
-    manager = MigrationManager(migration_id=ID, app_name="portal", description=DESCRIPTION)
-
-    async def run():
-        await execute(SQL)
-
-    manager.add_raw(run)
-    return manager
+forwards = raw_migration(ID, DESCRIPTION, SQL)

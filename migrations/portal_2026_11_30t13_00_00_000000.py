@@ -33,9 +33,7 @@ policies); the ALTERs hold both tables exclusively until this transaction commit
 membership changes between the count and the trigger's first run.
 """
 
-from piccolo.apps.migrations.auto.migration_manager import MigrationManager
-
-from portal.db.ddl import CURRENT_ORG, execute
+from portal.db.ddl import CURRENT_ORG, raw_migration
 
 ID = "2026-11-30T13:00:00:000000"
 VERSION = "1.38.0"
@@ -154,11 +152,4 @@ $$;
 """
 
 
-async def forwards():
-    manager = MigrationManager(migration_id=ID, app_name="portal", description=DESCRIPTION)
-
-    async def run():
-        await execute(SQL)
-
-    manager.add_raw(run)
-    return manager
+forwards = raw_migration(ID, DESCRIPTION, SQL)

@@ -25,9 +25,7 @@ An invitee's landing page may read the name of the one role its invite grants (p
 ``invite_role_by_token``, like ``invite_by_token``), without entering the org.
 """
 
-from piccolo.apps.migrations.auto.migration_manager import MigrationManager
-
-from portal.db.ddl import CURRENT_USER, execute, tenant_rls
+from portal.db.ddl import CURRENT_USER, raw_migration, tenant_rls
 
 ID = "2026-11-30T16:00:00:000000"
 VERSION = "1.38.0"
@@ -141,11 +139,4 @@ $$;
 """
 
 
-async def forwards():
-    manager = MigrationManager(migration_id=ID, app_name="portal", description=DESCRIPTION)
-
-    async def run():
-        await execute(SQL)
-
-    manager.add_raw(run)
-    return manager
+forwards = raw_migration(ID, DESCRIPTION, SQL)

@@ -21,9 +21,7 @@ second query.
 (and, as ``actor_id``/``actor_email``, the person who created it).
 """
 
-from piccolo.apps.migrations.auto.migration_manager import MigrationManager
-
-from portal.db.ddl import execute, tenant_rls
+from portal.db.ddl import raw_migration, tenant_rls
 
 ID = "2026-11-30T17:00:00:000000"
 VERSION = "1.38.0"
@@ -139,11 +137,4 @@ $$;
 """
 
 
-async def forwards():
-    manager = MigrationManager(migration_id=ID, app_name="portal", description=DESCRIPTION)
-
-    async def run():
-        await execute(SQL)
-
-    manager.add_raw(run)
-    return manager
+forwards = raw_migration(ID, DESCRIPTION, SQL)

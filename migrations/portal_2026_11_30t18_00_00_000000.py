@@ -13,9 +13,7 @@ one client is counted too (per client network, the same table). A global table: 
 and counts, no tenant data.
 """
 
-from piccolo.apps.migrations.auto.migration_manager import MigrationManager
-
-from portal.db.ddl import execute, tenant_rls
+from portal.db.ddl import raw_migration, tenant_rls
 
 ID = "2026-11-30T18:00:00:000000"
 VERSION = "1.38.0"
@@ -47,11 +45,4 @@ CREATE INDEX api_rate_minute ON api_rate (minute);
 """
 
 
-async def forwards():
-    manager = MigrationManager(migration_id=ID, app_name="portal", description=DESCRIPTION)
-
-    async def run():
-        await execute(SQL)
-
-    manager.add_raw(run)
-    return manager
+forwards = raw_migration(ID, DESCRIPTION, SQL)

@@ -17,9 +17,7 @@ use, and record ``agent.*`` audit events (``portal.api.agent``), nothing else.
   the tokens stay listed as revoked and can never act again, whatever deleted the agent.
 """
 
-from piccolo.apps.migrations.auto.migration_manager import MigrationManager
-
-from portal.db.ddl import execute
+from portal.db.ddl import raw_migration
 
 ID = "2026-11-30T19:00:00:000000"
 VERSION = "1.38.0"
@@ -184,11 +182,4 @@ $$;
 """
 
 
-async def forwards():
-    manager = MigrationManager(migration_id=ID, app_name="portal", description=DESCRIPTION)
-
-    async def run():
-        await execute(SQL)
-
-    manager.add_raw(run)
-    return manager
+forwards = raw_migration(ID, DESCRIPTION, SQL)

@@ -9,9 +9,7 @@
   each with its own IdP. ``scim_version`` grows with every SCIM-visible change (``meta.version``).
 """
 
-from piccolo.apps.migrations.auto.migration_manager import MigrationManager
-
-from portal.db.ddl import execute
+from portal.db.ddl import raw_migration
 
 ID = "2026-11-30T21:00:00:000000"
 VERSION = "1.38.0"
@@ -40,11 +38,4 @@ CREATE UNIQUE INDEX membership_scim_external_id ON membership (org_id, scim_exte
 """
 
 
-async def forwards():
-    manager = MigrationManager(migration_id=ID, app_name="portal", description=DESCRIPTION)
-
-    async def run():
-        await execute(SQL)
-
-    manager.add_raw(run)
-    return manager
+forwards = raw_migration(ID, DESCRIPTION, SQL)

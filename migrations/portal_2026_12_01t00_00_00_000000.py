@@ -12,9 +12,7 @@ causes it, and a worker delivers it after the commit.
   derived from ``SECRET_KEY``, bound to the row, and wiped once the mail is sent or cancelled.
 """
 
-from piccolo.apps.migrations.auto.migration_manager import MigrationManager
-
-from portal.db.ddl import execute, tenant_rls
+from portal.db.ddl import raw_migration, tenant_rls
 
 ID = "2026-12-01T00:00:00:000000"
 VERSION = "1.38.0"
@@ -71,11 +69,4 @@ CREATE INDEX account_mail_finished ON account_mail (created_at) WHERE status IN 
 """
 
 
-async def forwards():
-    manager = MigrationManager(migration_id=ID, app_name="portal", description=DESCRIPTION)
-
-    async def run():
-        await execute(SQL)
-
-    manager.add_raw(run)
-    return manager
+forwards = raw_migration(ID, DESCRIPTION, SQL)

@@ -24,9 +24,7 @@ over append-only rows the app role may never change. So this one function does t
   their name.
 """
 
-from piccolo.apps.migrations.auto.migration_manager import MigrationManager
-
-from portal.db.ddl import CURRENT_USER, execute
+from portal.db.ddl import CURRENT_USER, raw_migration
 
 ID = "2026-12-01T01:00:00:000000"
 VERSION = "1.38.0"
@@ -155,11 +153,4 @@ REVOKE ALL ON FUNCTION erase_person(uuid, text) FROM PUBLIC;
 """
 
 
-async def forwards():
-    manager = MigrationManager(migration_id=ID, app_name="portal", description=DESCRIPTION)
-
-    async def run():
-        await execute(SQL)
-
-    manager.add_raw(run)
-    return manager
+forwards = raw_migration(ID, DESCRIPTION, SQL)

@@ -4,9 +4,7 @@ Piccolo's ``migration`` table stays out of the app role's reach (no privileges a
 ``SECURITY DEFINER`` function, run as the owner, answers with the names alone.
 """
 
-from piccolo.apps.migrations.auto.migration_manager import MigrationManager
-
-from portal.db.ddl import execute
+from portal.db.ddl import raw_migration
 
 ID = "2026-12-01T02:00:00:000000"
 VERSION = "1.38.0"
@@ -21,11 +19,4 @@ REVOKE ALL ON FUNCTION applied_migrations() FROM PUBLIC;
 """
 
 
-async def forwards():
-    manager = MigrationManager(migration_id=ID, app_name="portal", description=DESCRIPTION)
-
-    async def run():
-        await execute(SQL)
-
-    manager.add_raw(run)
-    return manager
+forwards = raw_migration(ID, DESCRIPTION, SQL)

@@ -13,9 +13,7 @@ must foreign keys between sharded tables. References between tenant rows already
 ``tests/tenancy/test_distribution.py`` holds the schema to it.
 """
 
-from piccolo.apps.migrations.auto.migration_manager import MigrationManager
-
-from portal.db.ddl import execute
+from portal.db.ddl import raw_migration
 
 ID = "2026-12-01T03:00:00:000000"
 VERSION = "1.38.0"
@@ -50,11 +48,4 @@ CREATE INDEX api_token_token_hash ON api_token (token_hash);
 """
 
 
-async def forwards():
-    manager = MigrationManager(migration_id=ID, app_name="portal", description=DESCRIPTION)
-
-    async def run():
-        await execute(SQL)
-
-    manager.add_raw(run)
-    return manager
+forwards = raw_migration(ID, DESCRIPTION, SQL)

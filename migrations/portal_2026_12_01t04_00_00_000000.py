@@ -2,9 +2,7 @@
 provider keeps of an agent beside what the portal does — its own id for it, the name it shows,
 its kind, and what it last said of ``active`` (the agent's status says whether it runs)."""
 
-from piccolo.apps.migrations.auto.migration_manager import MigrationManager
-
-from portal.db.ddl import execute
+from portal.db.ddl import raw_migration
 
 ID = "2026-12-01T04:00:00:000000"
 VERSION = "1.38.0"
@@ -19,11 +17,4 @@ ALTER TABLE agent
 """
 
 
-async def forwards():
-    manager = MigrationManager(migration_id=ID, app_name="portal", description=DESCRIPTION)
-
-    async def run():
-        await execute(SQL)
-
-    manager.add_raw(run)
-    return manager
+forwards = raw_migration(ID, DESCRIPTION, SQL)

@@ -6,9 +6,7 @@ teams (Users, Groups); the owner ticks "Agents too" when creating a token for an
 provisions agent identities. Every existing SCIM token starts without agents (it fails closed): an
 owner whose IdP provisions agents issues a new token with "Agents too"."""
 
-from piccolo.apps.migrations.auto.migration_manager import MigrationManager
-
-from portal.db.ddl import execute
+from portal.db.ddl import raw_migration
 
 ID = "2026-12-01T06:00:00:000000"
 VERSION = "1.38.0"
@@ -20,11 +18,4 @@ ALTER TABLE api_token ADD CONSTRAINT api_token_manages_agents_scim CHECK (NOT ma
 """
 
 
-async def forwards():
-    manager = MigrationManager(migration_id=ID, app_name="portal", description=DESCRIPTION)
-
-    async def run():
-        await execute(SQL)
-
-    manager.add_raw(run)
-    return manager
+forwards = raw_migration(ID, DESCRIPTION, SQL)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Awaitable, Callable
+
+from piccolo.apps.migrations.auto.migration_manager import MigrationManager
 from piccolo.engine import engine_finder
 
 # The tenant of the current transaction. set_config(..., true) makes it transaction-local; after the
@@ -17,6 +20,21 @@ async def execute(sql: str) -> None:
     if tx is None:  # pragma: no cover - migrations always run in a transaction
         raise RuntimeError("migration SQL must run inside the migration transaction")
     await tx.connection.execute(sql)
+
+
+def raw_migration(migration_id: str, description: str, sql: str) -> Callable[[], Awaitable[MigrationManager]]:
+    """A migration module's ``forwards``: run ``sql`` in the migration's transaction."""
+
+    async def forwards() -> MigrationManager:
+        manager = MigrationManager(migration_id=migration_id, app_name="portal", description=description)
+
+        async def run() -> None:
+            await execute(sql)
+
+        manager.add_raw(run)
+        return manager
+
+    return forwards
 
 
 def tenant_rls(table: str) -> str:
