@@ -86,13 +86,15 @@ async def test_lists_are_keyset_pages_with_a_next_link(program, su):
     assert (await c.get(f"{w.base}?after=%00garbage")).status_code == 200  # a malformed cursor starts over
 
 
-@pytest.mark.parametrize("role", ["member", "billing_admin", "compliance_officer", "agent", "scim"])  # never the owner's (SPEC §11)
+@pytest.mark.parametrize("role", ["member", "billing_admin", "compliance_officer", "agent", "scim", "scim+agents"])  # never the owner's (SPEC §11)
 async def test_every_role_s_token_gets_exactly_its_role_s_answers(role, make_world, su, snapshot, app):
     """The principal axis of the isolation matrix for the API routes: a token of each role, an
-    agent's token and a SCIM token, on every API route, against the checked-in table; a denial
-    writes nothing."""
+    agent's token and a SCIM token (with and without "Agents too"), on every API route, against
+    the checked-in table; a denial writes nothing."""
     w = await make_world()
-    _, token = await add_api_token(su, w.org, role, agent_id=w.agent_used if role == "agent" else None)
+    scim_agents = role == "scim+agents"
+    role = "scim" if scim_agents else role
+    _, token = await add_api_token(su, w.org, role, agent_id=w.agent_used if role == "agent" else None, manages_agents=scim_agents)
     c = Client(app)
     c.http.headers.update(bearer(token))
     checked = 0
