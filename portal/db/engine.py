@@ -101,24 +101,69 @@ class GuardedPool:
 
 
 # What a request meets while PostgreSQL restarts or is out of reach: the connection was closed
-# under it, could not be made, or the server is starting up or shutting down.
+# under it, could not be made, or the server is starting up, shutting down or full. Nothing
+# broader: a client-side error (a value asyncpg cannot encode, a protocol bug) is a 500.
 _DOWN = (
-    asyncpg.PostgresConnectionError,  # incl. "cannot connect now" while the server starts or stops
-    asyncpg.InterfaceError,  # "connection is closed" on a pooled connection the server dropped
+    # SQLSTATE class 08, connection exception: the connection does not exist or failed, or could
+    # not be made (PgBouncer reports a server it cannot reach as 08P01).
+    asyncpg.PostgresConnectionError,
     asyncpg.exceptions.AdminShutdownError,
     asyncpg.exceptions.CrashShutdownError,
-    asyncpg.exceptions.CannotConnectNowError,
-    asyncpg.exceptions.InternalClientError,  # a connection left mid-operation when the server went away
-    ConnectionError,  # refused, reset
+    asyncpg.exceptions.CannotConnectNowError,  # the server is starting up or shutting down
+    asyncpg.exceptions.TooManyConnectionsError,
+    ConnectionError,  # refused, reset, broken pipe
 )
 
-
 _UNREACHABLE = {errno.ECONNREFUSED, errno.ECONNRESET, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ETIMEDOUT}
+
+# asyncpg's InterfaceError on a pooled connection the server dropped.
+_CLOSED = ("connection is closed", "connection was closed")
+# Also seen on a dropped connection, but by itself it is a programming error (two queries at once
+# on one connection): down only if the connection is known to be gone.
+_IN_PROGRESS = "another operation is in progress"
+_CONNECTION_LOST = "_portal_connection_lost"  # set by transaction()/connection() on their exception
 
 
 def database_down(exc: BaseException) -> bool:
     """Whether ``exc`` says the database is unreachable right now (a 503, not a 500)."""
-    return isinstance(exc, _DOWN) or (isinstance(exc, OSError) and exc.errno in _UNREACHABLE)
+    if isinstance(exc, _DOWN) or (isinstance(exc, OSError) and exc.errno in _UNREACHABLE):
+        return True
+    if isinstance(exc, asyncpg.InterfaceError) and not isinstance(exc, (asyncpg.DataError, asyncpg.ClientConfigurationError)):
+        message = str(exc)
+        if any(words in message for words in _CLOSED):
+            return True
+        if _IN_PROGRESS in message:
+            return getattr(exc, _CONNECTION_LOST, False) or _caused_by_connection_loss(exc)
+    return False
+
+
+def _caused_by_connection_loss(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised while handling (or because of) the loss of the connection."""
+    seen: set[int] = set()
+    cause = exc.__cause__ or exc.__context__
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, _DOWN) or (isinstance(cause, asyncpg.InterfaceError) and any(w in str(cause) for w in _CLOSED)):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
+def _mark_if_closed(exc: BaseException, conn: Any) -> None:
+    """Note on an asyncpg error that the connection it happened on is closed (``database_down``)."""
+    if isinstance(exc, asyncpg.InterfaceError) and conn is not None:
+        try:
+            closed = conn.is_closed()
+        except Exception:
+            return
+        if closed:
+            setattr(exc, _CONNECTION_LOST, True)
+
+
+def _raw_connection(conn: Any) -> Any:
+    """The asyncpg connection behind a pool's proxy: it can still be asked ``is_closed()`` after
+    the proxy is released back to the pool."""
+    return getattr(conn, "_con", None) or conn
 
 
 def engine() -> PostgresEngine:
@@ -188,15 +233,21 @@ async def transaction(*, org_id: UUID | None = None, user_id: UUID | None = None
     """
     if engine().current_transaction.get() is not None:
         raise RuntimeError("nested tenant transactions are not allowed")
-    async with engine().transaction():
-        conn = current_connection()
-        if org_id or user_id:
-            await conn.execute(
-                "SELECT set_config('app.org_id', $1, true), set_config('app.user_id', $2, true)",
-                str(org_id) if org_id else "",
-                str(user_id) if user_id else "",
-            )
-        yield conn
+    raw = None
+    try:
+        async with engine().transaction():
+            conn = current_connection()
+            raw = _raw_connection(conn)
+            if org_id or user_id:
+                await conn.execute(
+                    "SELECT set_config('app.org_id', $1, true), set_config('app.user_id', $2, true)",
+                    str(org_id) if org_id else "",
+                    str(user_id) if user_id else "",
+                )
+            yield conn
+    except asyncpg.InterfaceError as exc:
+        _mark_if_closed(exc, raw)
+        raise
 
 
 async def set_tenant(org_id: UUID) -> None:
@@ -214,5 +265,11 @@ async def connection() -> AsyncIterator[asyncpg.Connection]:
     pool = engine().pool
     if pool is None:
         raise RuntimeError("connection pool not started")
-    async with pool.acquire() as conn:
-        yield conn
+    raw = None
+    try:
+        async with pool.acquire() as conn:
+            raw = _raw_connection(conn)
+            yield conn
+    except asyncpg.InterfaceError as exc:
+        _mark_if_closed(exc, raw)
+        raise
