@@ -228,3 +228,44 @@ async def test_the_timeouts_are_the_databases_defaults_for_connections_through_a
         "SELECT setconfig FROM pg_db_role_setting WHERE setrole = 0 AND setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())"
     )
     assert {"idle_in_transaction_session_timeout=60s", "lock_timeout=15s", "statement_timeout=60s"} <= set(rows)
+
+
+async def test_only_a_lost_connection_counts_as_the_database_being_down(database):
+    """A 503 says "PostgreSQL is away, retry"; a client-side error of asyncpg is a bug, a 500."""
+    import asyncpg
+
+    from portal.db.engine import database_down
+
+    conn = await asyncpg.connect(database.app_url)
+    try:
+        with pytest.raises(asyncpg.DataError) as bad_parameter:  # asyncpg cannot encode it: never sent
+            await conn.fetchval("SELECT $1::int", "not a number")
+    finally:
+        await conn.close()
+    assert not database_down(bad_parameter.value)
+    assert not database_down(asyncpg.exceptions.InternalClientError("waiter is not done"))
+    assert not database_down(asyncpg.InterfaceError("cannot perform operation: another operation is in progress"))
+    assert not database_down(asyncpg.exceptions.UniqueViolationError("duplicate key"))
+
+    lost = asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation")
+    assert database_down(lost)
+    assert database_down(asyncpg.InterfaceError("cannot perform operation: connection is closed"))
+    assert database_down(asyncpg.exceptions.CannotConnectNowError("the database system is starting up"))
+    assert database_down(asyncpg.exceptions.TooManyConnectionsError("too many clients"))
+    assert database_down(ConnectionRefusedError(111, "Connection refused"))
+    assert database_down(OSError(104, "Connection reset by peer"))
+    busy = asyncpg.InterfaceError("cannot perform operation: another operation is in progress")
+    busy.__context__ = lost  # raised while rolling back on the connection the server dropped
+    assert database_down(busy)
+
+
+async def test_a_query_on_a_closed_connection_in_a_transaction_is_the_database_being_down(app):
+    """The transaction notes on asyncpg's error that its connection is gone (terminated here as a
+    server restart would), so even "another operation is in progress" maps to 503."""
+    from portal.db import engine as db
+
+    with pytest.raises(Exception) as raised:
+        async with db.transaction() as conn:
+            db._raw_connection(conn).terminate()
+            await conn.fetchval("SELECT 1")
+    assert db.database_down(raised.value), repr(raised.value)
