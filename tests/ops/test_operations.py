@@ -222,12 +222,38 @@ async def test_a_postgresql_restart_under_load_recovers_without_restarting_the_a
         tdb.stop()
 
 
-async def test_the_timeouts_are_the_databases_defaults_for_connections_through_a_pooler(su):
-    """Behind PgBouncer the startup parameters are dropped; `portal migrate` made them defaults."""
-    rows = await su.fetchval(
-        "SELECT setconfig FROM pg_db_role_setting WHERE setrole = 0 AND setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())"
-    )
-    assert {"idle_in_transaction_session_timeout=60s", "lock_timeout=15s", "statement_timeout=60s"} <= set(rows)
+async def test_the_timeouts_are_the_app_roles_defaults_and_only_its(database, su):
+    """Behind PgBouncer the startup parameters are dropped; `portal migrate` made the timeouts the
+    app role's defaults in this database — not the database's, which would cut off migrations and
+    maintenance sessions too. A database default an earlier release set is taken back."""
+    import asyncpg
+
+    from portal import devdb
+    from portal.db import privileges
+
+    async def timeouts(url: str) -> dict[str, str]:
+        conn = await asyncpg.connect(url)  # no server_settings: as a pooler that ignores them connects
+        try:
+            return {name: await conn.fetchval(f"SHOW {name}") for name in privileges.SESSION_DEFAULTS}
+        finally:
+            await conn.close()
+
+    assert await timeouts(database.app_url) == {"idle_in_transaction_session_timeout": "1min", "lock_timeout": "15s", "statement_timeout": "1min"}
+    assert await timeouts(database.owner_url) == {"idle_in_transaction_session_timeout": "0", "lock_timeout": "0", "statement_timeout": "0"}
+    database_wide = "SELECT setconfig FROM pg_db_role_setting WHERE setrole = 0 AND setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    assert not await su.fetchval(database_wide)
+
+    # An upgrade from a release that set them with ALTER DATABASE: migrate takes exactly those back.
+    await su.execute("ALTER DATABASE portal SET statement_timeout = '60s'")
+    await su.execute("ALTER DATABASE portal SET lock_timeout = '15s'")
+    await su.execute("ALTER DATABASE portal SET work_mem = '8MB'")  # the operator's own: kept
+    try:
+        await privileges.apply(database.owner_url, devdb.APP_ROLE, database.app_url)
+        assert await su.fetchval(database_wide) == ["work_mem=8MB"]
+        assert (await timeouts(database.owner_url))["statement_timeout"] == "0"
+        assert (await timeouts(database.app_url))["statement_timeout"] == "1min"
+    finally:
+        await su.execute("ALTER DATABASE portal RESET ALL")
 
 
 async def test_only_a_lost_connection_counts_as_the_database_being_down(database):
