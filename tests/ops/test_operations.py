@@ -121,6 +121,22 @@ async def test_metrics_need_the_token_and_count_requests_pool_jobs_and_the_outbo
     await mail_queue.drain()
 
 
+async def test_metrics_count_the_status_sent_for_an_error_a_middleware_raised(client):
+    """CSRF refuses in a middleware, before the handler: the request counts as the 403 it got."""
+    token = uuid.uuid4().hex
+
+    async def count(status: str) -> float:
+        with mail_settings(metrics_token=token):
+            text = (await client.get("/metrics", headers={"Authorization": f"Bearer {token}"})).text
+        found = re.search(rf'portal_http_requests_total\{{method="POST",route="account.login",status="{status}"\}} (\S+)', text)
+        return float(found.group(1)) if found else 0.0
+
+    before_403, before_500 = await count("403"), await count("500")
+    refused = await client.post("/login", {"email": "x@example.test", "password": "whatever-long"}, csrf=False)
+    assert refused.status_code == 403
+    assert await count("403") == before_403 + 1 and await count("500") == before_500
+
+
 @pytest.mark.parametrize("server", ["uvicorn", "granian"])
 async def test_json_logs_carry_the_request_id_a_proxy_sent_or_a_new_one(database, server):
     with portal_server(database, "json-logs.log", server=server, LOG_FORMAT="json", PORTAL_ACCESS_LOG="1") as base:
