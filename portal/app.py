@@ -151,9 +151,17 @@ def asgi() -> ASGIApp:
 
     Logging, the access log and trusted proxy headers are set up here, once for every server."""
     from portal import logs
-    from portal.web.accesslog import AccessLogMiddleware
-    from portal.web.proxy import with_proxy_headers
 
     app = create_app()
     logs.configure()  # after create_app: Litestar's LoggingConfig has just replaced the root handlers
-    return with_proxy_headers(logs.RequestIdMiddleware(AccessLogMiddleware(app)))
+    return served(app)
+
+
+def served(app: ASGIApp) -> ASGIApp:
+    """The layers around the app in a server: the request id (first, while the scope still names
+    the direct peer), trusted proxy headers, the access log."""
+    from portal import logs
+    from portal.web.accesslog import AccessLogMiddleware
+    from portal.web.proxy import with_proxy_headers
+
+    return logs.RequestIdMiddleware(with_proxy_headers(AccessLogMiddleware(app)))

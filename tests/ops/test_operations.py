@@ -153,6 +153,48 @@ async def test_json_logs_carry_the_request_id_a_proxy_sent_or_a_new_one(database
     assert all({"time", "level", "logger", "request_id", "message"} <= e.keys() for e in entries)
 
 
+async def test_an_x_request_id_is_taken_only_from_a_trusted_proxy(monkeypatch):
+    """The layers a server runs the app in (``portal.app.served``): a client that reaches the
+    portal directly gets a fresh id whatever it sends; the proxy in FORWARDED_ALLOW_IPS passes its
+    own on, also when it forwards a client's address."""
+    from portal import logs
+    from portal.app import served
+
+    monkeypatch.setenv("FORWARDED_ALLOW_IPS", "10.0.0.2")
+
+    async def inner(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"x-logged-as", logs.request_id.get().encode())]})
+        await send({"type": "http.response.body", "body": b""})
+
+    stack = served(inner)
+
+    async def request_id_for(peer: str, **headers: str) -> tuple[str, str]:
+        sent = []
+
+        async def send(message):
+            sent.append(message)
+
+        async def receive():
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        scope = {
+            "type": "http", "method": "GET", "path": "/healthz", "query_string": b"", "root_path": "", "scheme": "http",
+            "http_version": "1.1", "client": (peer, 40000), "server": ("127.0.0.1", 8000),
+            "headers": [(k.replace("_", "-").lower().encode(), v.encode()) for k, v in headers.items()],
+        }
+        await stack(scope, receive, send)
+        response = dict(sent[0]["headers"])
+        return response[b"x-request-id"].decode(), response[b"x-logged-as"].decode()
+
+    for peer, headers in (("203.0.113.7", {}), ("127.0.0.1", {}), ("203.0.113.7", {"X_Forwarded_For": "10.0.0.2"})):
+        rid, logged = await request_id_for(peer, X_Request_ID="chosen-by-client", **headers)
+        assert rid == logged and re.fullmatch(r"[0-9a-f]{32}", rid), (peer, rid)
+    assert await request_id_for("10.0.0.2", X_Request_ID="edge-4711") == ("edge-4711", "edge-4711")
+    assert await request_id_for("10.0.0.2", X_Request_ID="edge-4712", X_Forwarded_For="203.0.113.7") == ("edge-4712", "edge-4712")
+    rid, _ = await request_id_for("10.0.0.2", X_Request_ID="not ok/" * 20)  # trusted, but not an id we pass on
+    assert re.fullmatch(r"[0-9a-f]{32}", rid)
+
+
 async def test_backup_and_restore_drill_exactly_as_the_readme_says(database, su, make_org, make_member):
     """pg_dump → an empty database owned by portal_owner → pg_restore → `portal migrate` → the
     portal on the restored copy: sign-in, pages and an export work."""
