@@ -50,3 +50,44 @@ def test_every_global_table_is_placed_in_the_scaling_guide():
     guide = (ROOT / "docs" / "scaling.md").read_text()
     missing = [name for name in registry.GLOBAL_TABLES if f"`{name}`" not in guide]
     assert missing == []
+
+
+async def test_a_token_hash_two_orgs_hold_is_refused_not_a_500_nor_the_wrong_org(make_org, su, app):
+    """Token hashes are unique per org only (so a sharded database need not check across shards).
+    A hash found in two orgs names no one token: the call is a 401, for either org, and nothing
+    is touched; without the twin the token works again."""
+    from tests.factories import Client, add_api_token, bearer
+
+    first, second = await make_org(), await make_org()
+    token_id, token = await add_api_token(su, first)
+    twin = await su.fetchval(
+        """INSERT INTO api_token (org_id, name, prefix, token_hash, role, created_by, created_by_email, expires_at)
+           SELECT $1, 'twin', prefix, token_hash, role, $2, $3, expires_at FROM api_token WHERE id = $4 RETURNING id""",
+        second.id, second.owner.id, second.owner.email, token_id,
+    )
+    program = Client(app)
+    try:
+        for org in (first, second):
+            r = await program.get(f"/api/v1/orgs/{org.slug}/members", headers=bearer(token))
+            assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer"), (r.status_code, r.text)
+        assert await su.fetchval("SELECT count(*) FROM api_token WHERE id = ANY($1) AND last_used_at IS NOT NULL", [token_id, twin]) == 0
+        await su.execute("DELETE FROM api_token WHERE id = $1", twin)
+        assert (await program.get(f"/api/v1/orgs/{first.slug}/members", headers=bearer(token))).status_code == 200
+        assert await su.fetchval("SELECT last_used_at IS NOT NULL FROM api_token WHERE id = $1", token_id)
+    finally:
+        await program.aclose()
+
+
+async def test_an_invite_hash_two_orgs_hold_is_a_dead_invite(make_org, make_invite, su, client):
+    first, second = await make_org(), await make_org()
+    token, invite_id = await make_invite(first, "twin@example.test")
+    twin = await su.fetchval(
+        """INSERT INTO invite (org_id, email, role, token_hash, invited_by, created_at, expires_at, last_sent_at)
+           SELECT $1, email, role, token_hash, $2, created_at, expires_at, last_sent_at FROM invite WHERE id = $3 RETURNING id""",
+        second.id, second.owner.id, invite_id,
+    )
+    r = await client.get(f"/invites/{token}")
+    assert r.status_code == 404 and first.name not in r.text and second.name not in r.text
+    await su.execute("DELETE FROM invite WHERE id = $1", twin)
+    r = await client.get(f"/invites/{token}")
+    assert r.status_code == 200 and first.name in r.text
