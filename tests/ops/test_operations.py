@@ -396,3 +396,24 @@ async def test_a_query_on_a_closed_connection_in_a_transaction_is_the_database_b
             db._raw_connection(conn).terminate()
             await conn.fetchval("SELECT 1")
     assert db.database_down(raised.value), repr(raised.value)
+
+
+def test_make_bench_keeps_the_soak_figures_and_make_soak_adds_to_them():
+    """`make bench` rewrites bench/results.md whole, but for the soak section `make soak` writes."""
+    from datetime import datetime
+
+    from bench import soak
+
+    from portal.config import ROOT
+
+    results = (ROOT / "bench" / "results.md").read_text()
+    kept = soak.section(results)
+    assert kept and "| PostgreSQL restart | 60 s outage, 16 clients |" in kept  # the figures live in results.md
+    row = "| PostgreSQL restart | 60 s outage, 16 clients | 1 requests, 0 × 503, 0 × 500 | slowest 0.10 s | serving again 0.0 s after PostgreSQL |\n"
+    more = soak.with_run(kept, row, datetime(2027, 1, 2, 3, 4))
+    assert more.startswith(soak.START) and more.endswith(soak.END) and kept[len(soak.START):-len(soak.END)].strip() in more
+    assert "### 2027-01-02 03:04 UTC" in more and more.count("| PostgreSQL restart |") == kept.count("| PostgreSQL restart |") + 1
+    assert soak.with_run(None, row, datetime(2027, 1, 2, 3, 4)).startswith(f"{soak.START}\n{soak.INTRO}")
+    rewritten = soak.keep("# Benchmark results\n\nfresh figures\n", results)  # as bench.run writes it
+    assert rewritten.startswith("# Benchmark results\n\nfresh figures\n") and soak.section(rewritten) == kept
+    assert soak.keep("# Benchmark results\n", None) == "# Benchmark results\n"
