@@ -91,3 +91,56 @@ async def test_an_invite_hash_two_orgs_hold_is_a_dead_invite(make_org, make_invi
     await su.execute("DELETE FROM invite WHERE id = $1", twin)
     r = await client.get(f"/invites/{token}")
     assert r.status_code == 200 and first.name in r.text
+
+
+async def test_no_unique_constraint_duplicates_a_primary_key_and_tenant_foreign_keys_use_the_key(su):
+    """The (org_id, id) keys replaced UNIQUE (org_id, id) constraints that foreign keys were bound
+    to; those are gone (one index fewer per insert), and every foreign key between tenant tables
+    is served by the referenced table's primary key."""
+    duplicates = await su.fetch(
+        """SELECT u.conrelid::regclass::text AS tbl, u.conname FROM pg_constraint u
+           JOIN pg_constraint pk ON pk.conrelid = u.conrelid AND pk.contype = 'p'
+           WHERE u.connamespace = 'public'::regnamespace AND u.contype = 'u'
+             AND (SELECT array_agg(k ORDER BY k) FROM unnest(u.conkey) k) = (SELECT array_agg(k ORDER BY k) FROM unnest(pk.conkey) k)"""
+    )
+    assert [dict(r) for r in duplicates] == []
+    registry.load_all()
+    not_by_key = await su.fetch(
+        """SELECT f.conrelid::regclass::text AS tbl, f.conname, f.conindid::regclass::text AS via FROM pg_constraint f
+           WHERE f.connamespace = 'public'::regnamespace AND f.contype = 'f' AND f.confrelid::regclass::text = ANY($1)
+             AND f.conindid <> (SELECT pk.conindid FROM pg_constraint pk WHERE pk.conrelid = f.confrelid AND pk.contype = 'p')""",
+        sorted(registry.TENANT_TABLES),
+    )
+    assert [dict(r) for r in not_by_key] == []
+    composite = await su.fetchval(
+        "SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND connamespace = 'public'::regnamespace AND array_length(conkey, 1) = 2 AND confrelid::regclass::text = ANY($1)",
+        sorted(registry.TENANT_TABLES),
+    )
+    assert composite >= 10  # still there, re-added as they were
+
+
+async def test_finished_mail_is_purged_from_both_outboxes(make_org, su, app):
+    from datetime import timedelta
+
+    from portal import clock
+    from portal.mail import queue
+
+    org = await make_org()
+    old = clock.now() - queue.KEEP_FINISHED - timedelta(days=1)
+    columns = "id, kind, recipient, subject, status, run_after, created_at, sent_at"
+    org_mail = await su.fetchval(
+        f"INSERT INTO mail_outbox (org_id, {columns}) VALUES ($1, gen_random_uuid(), 'test', 'a@example.test', 's', 'sent', $2, $2, $2) RETURNING id",
+        org.id, old,
+    )
+    fresh = await su.fetchval(
+        f"INSERT INTO mail_outbox (org_id, {columns}) VALUES ($1, gen_random_uuid(), 'test', 'b@example.test', 's', 'sent', now(), now(), now()) RETURNING id",
+        org.id,
+    )
+    account_mail = await su.fetchval(
+        f"INSERT INTO account_mail ({columns}) VALUES (gen_random_uuid(), 'test', 'c@example.test', 's', 'dead', $1, $1, NULL) RETURNING id",
+        old,
+    )
+    assert await queue.purge() >= 2
+    assert not await su.fetchval("SELECT count(*) FROM mail_outbox WHERE id = $1", org_mail)
+    assert not await su.fetchval("SELECT count(*) FROM account_mail WHERE id = $1", account_mail)
+    assert await su.fetchval("SELECT count(*) FROM mail_outbox WHERE id = $1", fresh) == 1
