@@ -6,7 +6,10 @@
   the primary key, the one unique index left on those columns — and the duplicates are dropped: one
   index fewer to write on every insert into those tables.
 * ``erase_person`` joined the audit events it rewrites on ``id`` alone, which no index serves since
-  the key became ``(org_id, id)``; it joins on both now.
+  the key became ``(org_id, id)``; it joins on both now. And it never set the regular expression
+  for the person's address (``v_email_re`` stayed NULL), so in an event not about the person —
+  a team's member list, a note — the address survived the erasure; it is set now: the address as
+  a whole token, not inside a longer address.
 """
 
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
@@ -15,7 +18,11 @@ from portal.db.ddl import CURRENT_USER, execute
 
 ID = "2026-12-01T05:00:00:000000"
 VERSION = "1.38.0"
-DESCRIPTION = "drop the unique constraints that duplicate tenant primary keys; erase_person joins on the key"
+DESCRIPTION = "drop the unique constraints that duplicate tenant primary keys; erase_person joins on the key, finds the address"
+
+# The address as a regular expression: every character but letters, digits, @, _, % and - escaped
+# with a backslash (as in 2026-12-01T01, where it was defined but never assigned).
+_ESCAPED_EMAIL = r"regexp_replace(v_email, '([^a-z0-9@_%-])', '\\\1', 'g')"
 
 SQL = f"""
 DO $$
@@ -75,6 +82,7 @@ BEGIN
     END IF;
     v_tail := '<' || v_email || '>';
     -- the address, as a whole token (not inside a longer address)
+    v_email_re := '(^|[^a-z0-9._%+-])' || {_ESCAPED_EMAIL} || '($|[^a-z0-9.-]|[.]($|[^a-z0-9]))';
     -- Rows only this person's email or id can select, matched before anything is rewritten.
     WITH about AS (
         SELECT org_id, id,
