@@ -20,7 +20,7 @@ import httpx
 
 import logging
 
-from bench import load, recorder
+from bench import load, recorder, soak
 from bench.seed import LARGE, SMALL, counts, seed
 from portal.devdb import free_port, wait_for_port
 
@@ -246,7 +246,8 @@ async def main() -> None:
     finally:
         tdb.stop()
     report["total_seconds"] = time.perf_counter() - started
-    RESULTS.write_text(render(report))
+    # Everything anew but the soak section, which `make soak` writes.
+    RESULTS.write_text(soak.keep(render(report), RESULTS.read_text() if RESULTS.exists() else None))
     (ROOT / "bench" / "results.json").write_text(json.dumps(report, indent=2, default=str))
     log(f"wrote {RESULTS.relative_to(ROOT)} in {report['total_seconds']:.0f} s")
 

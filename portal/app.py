@@ -100,7 +100,7 @@ def create_app(settings: Settings | None = None, *, manage_pool: bool = True, ex
         # The pages are not part of the API's OpenAPI document; the API is.
         route_handlers=[Router(path="/", route_handlers=[*top, org_router], include_in_schema=False), api_router, scim_router, static],
         request_class=HTMXRequest,  # ``request.htmx``: whether htmx sent it, its target, history restore…
-        middleware=[MetricsMiddleware, ClientShareMiddleware, SessionMiddleware, FairShareMiddleware],
+        middleware=[ClientShareMiddleware, SessionMiddleware, FairShareMiddleware],
         csrf_config=CSRFConfig(
             secret=settings.secret_key,
             cookie_name=csrf_cookie_name(settings.secure_cookies),  # bound to the session: portal.web.auth
@@ -125,7 +125,9 @@ def create_app(settings: Settings | None = None, *, manage_pool: bool = True, ex
     )
     app.state.settings = settings
     app.state.secure = settings.secure_cookies
-    app.asgi_handler = HeadAsGet(app.asgi_handler)  # before routing: HEAD works wherever GET does
+    # Outside the app's exception handler, so the status counted is the one sent; before routing:
+    # HEAD works wherever GET does.
+    app.asgi_handler = HeadAsGet(MetricsMiddleware(app.asgi_handler))
     return app
 
 
@@ -149,9 +151,17 @@ def asgi() -> ASGIApp:
 
     Logging, the access log and trusted proxy headers are set up here, once for every server."""
     from portal import logs
-    from portal.web.accesslog import AccessLogMiddleware
-    from portal.web.proxy import with_proxy_headers
 
     app = create_app()
     logs.configure()  # after create_app: Litestar's LoggingConfig has just replaced the root handlers
-    return with_proxy_headers(logs.RequestIdMiddleware(AccessLogMiddleware(app)))
+    return served(app)
+
+
+def served(app: ASGIApp) -> ASGIApp:
+    """The layers around the app in a server: the request id (first, while the scope still names
+    the direct peer), trusted proxy headers, the access log."""
+    from portal import logs
+    from portal.web.accesslog import AccessLogMiddleware
+    from portal.web.proxy import with_proxy_headers
+
+    return logs.RequestIdMiddleware(with_proxy_headers(AccessLogMiddleware(app)))

@@ -61,16 +61,27 @@ class JsonFormatter(logging.Formatter):
 
 class RequestIdMiddleware:
     """Gives each HTTP request an id — the one a trusted proxy sent as ``X-Request-ID``, if it is
-    well-formed, else a new one — for its log lines and its response's ``X-Request-ID``."""
+    well-formed, else a new one — for its log lines and its response's ``X-Request-ID``.
 
-    def __init__(self, app: Any) -> None:
+    Trusted means the direct peer is in ``FORWARDED_ALLOW_IPS``, the rule for ``X-Forwarded-For``
+    (``portal.web.proxy``): a client talking to the portal directly cannot choose the id its
+    requests are logged under. Wrap it outside the proxy-headers middleware, which replaces the
+    peer in the scope with the forwarded client."""
+
+    def __init__(self, app: Any, trusted: Any = None) -> None:
+        from portal.web.proxy import trusted_peers
+
         self.app = app
+        self.trusted = trusted_peers() if trusted is None else trusted
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        given = next((v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"x-request-id"), "")
+        peer = scope.get("client")
+        given = ""
+        if (peer[0] if peer else None) in self.trusted:
+            given = next((v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"x-request-id"), "")
         rid = given if _GIVEN_ID.fullmatch(given) else uuid.uuid4().hex
         token = request_id.set(rid)
 

@@ -101,24 +101,83 @@ class GuardedPool:
 
 
 # What a request meets while PostgreSQL restarts or is out of reach: the connection was closed
-# under it, could not be made, or the server is starting up or shutting down.
+# under it, could not be made, or the server is starting up, shutting down or full. Nothing
+# broader: a client-side error (a value asyncpg cannot encode, a protocol bug) is a 500.
 _DOWN = (
-    asyncpg.PostgresConnectionError,  # incl. "cannot connect now" while the server starts or stops
-    asyncpg.InterfaceError,  # "connection is closed" on a pooled connection the server dropped
+    # SQLSTATE class 08, connection exception: the connection does not exist or failed, or could
+    # not be made (PgBouncer reports a server it cannot reach as 08P01).
+    asyncpg.PostgresConnectionError,
     asyncpg.exceptions.AdminShutdownError,
     asyncpg.exceptions.CrashShutdownError,
-    asyncpg.exceptions.CannotConnectNowError,
-    asyncpg.exceptions.InternalClientError,  # a connection left mid-operation when the server went away
-    ConnectionError,  # refused, reset
+    asyncpg.exceptions.CannotConnectNowError,  # the server is starting up or shutting down
+    asyncpg.exceptions.TooManyConnectionsError,
+    ConnectionError,  # refused, reset, broken pipe
 )
 
-
 _UNREACHABLE = {errno.ECONNREFUSED, errno.ECONNRESET, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ETIMEDOUT}
+
+# asyncpg's InterfaceError on a pooled connection the server dropped.
+_CLOSED = ("connection is closed", "connection was closed")
+# "Another operation is in progress" by itself is a programming error (two queries at once on one
+# connection): down only if the connection is known to be gone (see ``_busy_because_lost``).
+_BUSY = "another operation"
+# ... except in this form: asyncpg's protocol was still discarding a message the server sent
+# between operations (state 2, ERROR_CONSUME) when the next one began. PostgreSQL sends an error
+# between operations only as it ends the session (shutdown, terminated backend, idle timeout).
+_SERVER_ENDED = "another operation (2) is in progress"
+_CONNECTION_LOST = "_portal_connection_lost"  # set by transaction()/connection() on their exception
 
 
 def database_down(exc: BaseException) -> bool:
     """Whether ``exc`` says the database is unreachable right now (a 503, not a 500)."""
-    return isinstance(exc, _DOWN) or (isinstance(exc, OSError) and exc.errno in _UNREACHABLE)
+    if isinstance(exc, _DOWN) or (isinstance(exc, OSError) and exc.errno in _UNREACHABLE):
+        return True
+    if isinstance(exc, (asyncpg.DataError, asyncpg.ClientConfigurationError)):
+        return False  # client-side: a value asyncpg cannot encode, a bad setting
+    if isinstance(exc, asyncpg.InterfaceError) and any(words in str(exc) for words in _CLOSED):
+        return True
+    if isinstance(exc, (asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError)) and _BUSY in str(exc):
+        return _SERVER_ENDED in str(exc) or _busy_because_lost(exc)
+    return False
+
+
+def _busy_because_lost(exc: BaseException) -> bool:
+    """Whether the connection a "busy" error happened on is known to be gone: noted on it by
+    ``transaction()``/``connection()``, the error raised while handling the loss, or the open
+    transaction's connection closed (an error handled inside the transaction, by the handler's)."""
+    if getattr(exc, _CONNECTION_LOST, False):
+        return True
+    seen: set[int] = set()
+    cause = exc.__cause__ or exc.__context__
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, _DOWN) or (isinstance(cause, asyncpg.InterfaceError) and any(w in str(cause) for w in _CLOSED)):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    tx = _engine.current_transaction.get() if _engine is not None else None
+    return tx is not None and _closed(_raw_connection(tx.connection))
+
+
+def _closed(conn: Any) -> bool:
+    try:
+        return bool(conn.is_closed())
+    except Exception:  # a proxy already released to the pool
+        return False
+
+
+def _mark_if_closed(exc: BaseException, conn: Any) -> None:
+    """Note on a "busy" asyncpg error that the connection it happened on is closed (``database_down``)."""
+    if conn is not None and _BUSY in str(exc) and _closed(conn):
+        setattr(exc, _CONNECTION_LOST, True)
+
+
+def _raw_connection(conn: Any) -> Any:
+    """The asyncpg connection behind a pool's proxy: it can still be asked ``is_closed()`` after
+    the proxy is released back to the pool."""
+    return getattr(conn, "_con", None) or conn
+
+
+_ASYNCPG_CLIENT_ERRORS = (asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError)
 
 
 def engine() -> PostgresEngine:
@@ -188,15 +247,21 @@ async def transaction(*, org_id: UUID | None = None, user_id: UUID | None = None
     """
     if engine().current_transaction.get() is not None:
         raise RuntimeError("nested tenant transactions are not allowed")
-    async with engine().transaction():
-        conn = current_connection()
-        if org_id or user_id:
-            await conn.execute(
-                "SELECT set_config('app.org_id', $1, true), set_config('app.user_id', $2, true)",
-                str(org_id) if org_id else "",
-                str(user_id) if user_id else "",
-            )
-        yield conn
+    raw = None
+    try:
+        async with engine().transaction():
+            conn = current_connection()
+            raw = _raw_connection(conn)
+            if org_id or user_id:
+                await conn.execute(
+                    "SELECT set_config('app.org_id', $1, true), set_config('app.user_id', $2, true)",
+                    str(org_id) if org_id else "",
+                    str(user_id) if user_id else "",
+                )
+            yield conn
+    except _ASYNCPG_CLIENT_ERRORS as exc:
+        _mark_if_closed(exc, raw)
+        raise
 
 
 async def set_tenant(org_id: UUID) -> None:
@@ -214,5 +279,11 @@ async def connection() -> AsyncIterator[asyncpg.Connection]:
     pool = engine().pool
     if pool is None:
         raise RuntimeError("connection pool not started")
-    async with pool.acquire() as conn:
-        yield conn
+    raw = None
+    try:
+        async with pool.acquire() as conn:
+            raw = _raw_connection(conn)
+            yield conn
+    except _ASYNCPG_CLIENT_ERRORS as exc:
+        _mark_if_closed(exc, raw)
+        raise

@@ -26,7 +26,7 @@ def migrate(settings: Settings) -> None:
             result = await run_forwards("portal")
         if not result.success:
             raise SystemExit(f"migration failed: {result.message}")
-        await privileges.apply(settings.migrate_database_url, settings.app_db_role)
+        await privileges.apply(settings.migrate_database_url, settings.app_db_role, settings.database_url)
 
     if not settings.migrate_database_url:
         raise SystemExit("portal migrate: set MIGRATE_DATABASE_URL to the owner role's URL (see README, Deploying).")

@@ -379,7 +379,7 @@ async def one_invite(ctx: OrgContext, invite_id: UUID) -> dict[str, Any] | None:
 
 # -- the invitee's side (the org comes from the token) ------------------------------------------
 
-_BY_TOKEN = """-- unscoped: one row, found by its token hash under the invite_by_token RLS policy
+_BY_TOKEN = """-- unscoped: found by its token hash under the invite_by_token RLS policy (LIMIT 2: see _find)
 SELECT i.id, i.org_id, i.email, i.role, i.custom_role_id, r.name AS role_name, i.expires_at, i.accepted_at,
        i.revoked_at, i.superseded_at, o.name AS org_name, o.slug AS org_slug, u.name AS inviter_name,
        u.email AS inviter_email
@@ -389,6 +389,7 @@ LEFT JOIN app_user u ON u.id = i.invited_by
 -- the role it grants: readable by its token alone (policy invite_role_by_token)
 LEFT JOIN org_role r ON r.org_id = i.org_id AND r.id = i.custom_role_id
 WHERE i.token_hash = $1
+LIMIT 2
 """
 
 
@@ -398,7 +399,9 @@ async def _find(conn: Any, token: str, now: datetime) -> dict[str, Any]:
         raise DeadInvite()
     token_hash = hash_token(token)
     await conn.execute("SELECT set_config('app.invite_hash', $1, true)", token_hash)
-    row = await conn.fetchrow(_BY_TOKEN, token_hash)
+    rows = await conn.fetch(_BY_TOKEN, token_hash)
+    # The hash is unique per org only: one that two orgs hold names no one invite.
+    row = rows[0] if len(rows) == 1 else None
     if row is None or row["accepted_at"] or row["revoked_at"] or row["superseded_at"] or row["expires_at"] <= now:
         raise DeadInvite()
     invite = dict(row)

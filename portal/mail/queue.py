@@ -187,7 +187,8 @@ WHERE org_id = {org} AND id = $1 AND status = 'sending' AND attempts = $2 RETURN
 """
 _PURGE = (
     "DELETE FROM mail_outbox "  # unscoped: finished rows across orgs (the worker's purge policy)
-    "WHERE id IN (SELECT id FROM mail_outbox WHERE status IN ('sent', 'cancelled', 'dead') AND created_at < $1 LIMIT 1000)"
+    # (org_id, id): the key; id alone uses no index. For account_mail, _account makes it (id).
+    "WHERE (org_id, id) IN (SELECT org_id, id FROM mail_outbox WHERE status IN ('sent', 'cancelled', 'dead') AND created_at < $1 LIMIT 1000)"
 )
 
 

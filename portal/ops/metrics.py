@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from portal import clock
 from portal.db import engine as db
+from portal.web.sentstatus import SentStatus
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -45,7 +46,9 @@ _MAIL = (
 
 
 class MetricsMiddleware:
-    """Counts each request under its route's name (``unmatched`` before routing)."""
+    """Counts each request under its route's name (``unmatched`` when no route matched) and the
+    status actually sent. Wrapped around the app's outermost exception handler (``create_app``),
+    so an error a middleware raises (CSRF 403, rate limit 429) counts as the answer it became."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -54,20 +57,13 @@ class MetricsMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started, status = time.perf_counter(), 500
-
-        async def send_status(message: dict[str, Any]) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        started, sent = time.perf_counter(), SentStatus(send)
         try:
-            await self.app(scope, receive, send_status)
+            await self.app(scope, receive, sent)
         finally:
             handler = scope.get("route_handler")
             route = getattr(handler, "name", None) or "unmatched"
-            REQUESTS.labels(route, scope["method"], str(status)).inc()
+            REQUESTS.labels(route, scope["method"], str(sent.status)).inc()
             LATENCY.labels(route).observe(time.perf_counter() - started)
 
 

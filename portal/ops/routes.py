@@ -16,10 +16,10 @@ from portal.ops import metrics, readiness
 @route("/readyz", name="ops.readyz", http_method=["GET", "HEAD"])
 async def readyz() -> Response:
     """200 when this process can serve: the database answers and has every migration of this
-    release; 503 otherwise, with the reason."""
-    ready, details = await readiness.check()
+    release; 503 otherwise. Only ``{"ready": …}``: the reason is in the log."""
+    ready = await readiness.ready()
     return Response(
-        msgspec.json.encode({"ready": ready, **details}), status_code=200 if ready else 503,
+        msgspec.json.encode({"ready": ready}), status_code=200 if ready else 503,
         media_type="application/json", headers={"Cache-Control": "no-store"},
     )
 

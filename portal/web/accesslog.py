@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import quote
 
 from portal.web.logredact import redact
+from portal.web.sentstatus import SentStatus
 
 log = logging.getLogger("portal.access")
 
@@ -40,16 +41,9 @@ class AccessLogMiddleware:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        status = 500  # if the app fails before answering
-
-        async def send_status(message: dict[str, Any]) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        sent = SentStatus(send)
         try:
-            await self.app(scope, receive, send_status)
+            await self.app(scope, receive, sent)
         finally:
             client = scope.get("client")
             fields = {
@@ -57,7 +51,7 @@ class AccessLogMiddleware:
                 "method": scope["method"],
                 "target": request_target(scope),
                 "http_version": scope.get("http_version", "1.1"),
-                "status": status,
+                "status": sent.status,
                 "duration_ms": round((time.perf_counter() - start) * 1000, 1),
             }
             log.info(FORMAT, *fields.values(), extra={"access": fields})

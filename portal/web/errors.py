@@ -94,7 +94,7 @@ def handle_crash(request: HTMXRequest, exc: Exception) -> Response:
     if request.url.path.startswith(API):
         return problems.handle_crash(request, exc)
     if database_down(exc):  # PostgreSQL restarting or out of reach
-        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+        log.warning("database unavailable on %s %s: %s: %s", request.method, request.url.path, type(exc).__name__, exc)
         return error_response(request, 503, DATABASE_DOWN, {"Retry-After": "5"})
     if request.url.path.startswith("/static/") and isinstance(exc, (OSError, ValueError)):
         return error_response(request, 404, NotFound().message)  # a name no file can have (a NUL, say)

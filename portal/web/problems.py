@@ -100,7 +100,7 @@ def handle_too_deep(request: Request, exc: RecursionError) -> Response:
 
 def handle_crash(request: Request, exc: Exception) -> Response:
     if database_down(exc):  # PostgreSQL restarting or out of reach
-        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+        log.warning("database unavailable on %s %s: %s: %s", request.method, request.url.path, type(exc).__name__, exc)
         return problem(503, "Service unavailable", "The service is briefly unavailable; the change may not have been saved. Check before retrying.", headers={"Retry-After": "5"})
     log.exception("API request failed: %s %s", request.method, request.url.path)
     return problem(500, "Internal error", "Something went wrong on our side; nothing was changed.")

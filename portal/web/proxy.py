@@ -3,7 +3,8 @@
 ``X-Forwarded-For``/``-Proto`` are honoured only from the addresses in ``FORWARDED_ALLOW_IPS``
 (comma-separated addresses or networks, ``*`` for any; default ``127.0.0.1``), with uvicorn's own
 middleware so the semantics are uvicorn's. ``portal serve`` turns the servers' handling off, so
-rate limits and logs see the client this picks and nothing else.
+rate limits and logs see the client this picks and nothing else. The same addresses are the
+only peers whose ``X-Request-ID`` the logs take over (``portal.logs.RequestIdMiddleware``).
 """
 
 from __future__ import annotations
@@ -23,3 +24,13 @@ def trusted_proxies() -> str:
 
 def with_proxy_headers(app: Any) -> ProxyHeadersMiddleware:
     return ProxyHeadersMiddleware(app, trusted_hosts=trusted_proxies())
+
+
+def trusted_peers(hosts: str | None = None) -> Any:
+    """The trusted proxies as a container of addresses (``"10.0.0.2" in trusted_peers()``), parsed
+    by uvicorn's middleware itself so the rule is exactly the one for ``X-Forwarded-For``."""
+    return ProxyHeadersMiddleware(_nothing, trusted_hosts=trusted_proxies() if hosts is None else hosts).trusted_hosts
+
+
+async def _nothing(scope: Any, receive: Any, send: Any) -> None:  # pragma: no cover
+    pass

@@ -5,6 +5,7 @@ email — the audit trail keeps what they did under a stable pseudonym."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 import asyncpg
 import pytest
@@ -173,3 +174,22 @@ async def test_a_name_shared_with_other_data_rewrites_nothing_of_anyone_else(app
     assert (await (await client_for(person)).post("/account/delete", {"password": PASSWORD})).status_code == 303
     after = await su.fetch("SELECT id, actor_email, target_label, before, after, ip FROM audit_event WHERE org_id = $1 ORDER BY id", bystander_org.id)
     assert [dict(r) for r in after] == [dict(r) for r in before]
+
+
+async def test_the_address_inside_someone_elses_event_becomes_the_pseudonym_and_only_that_address(app, make_org, make_member, make_user, client_for, su):
+    """An event about something else that lists the person's address (a team's members, say) keeps
+    its place, with the address replaced; a longer address that merely contains it stays."""
+    org = await make_org()
+    person = await make_member(org, "member", user=await make_user(email=f"{unique('ann')}@example.test"))
+    longer = f"jo{person.email}.au"  # another person's address, with the first inside it
+    event = await su.fetchval(
+        """INSERT INTO audit_event (org_id, actor_id, actor_email, action, target_type, target_label, after)
+           VALUES ($1, $2, $3, 'team.updated', 'team', 'Platform', $4) RETURNING id""",
+        org.id, org.owner.id, org.owner.email,
+        json.dumps({"members": [f"Ann <{person.email}>", longer], "note": f"asked by {person.email}."}),
+    )
+    assert (await (await client_for(person)).post("/account/delete", {"password": PASSWORD})).status_code == 303
+    after = json.loads(await su.fetchval("SELECT after FROM audit_event WHERE org_id = $1 AND id = $2", org.id, event))
+    alias = pseudonym(person.id)
+    assert after == {"members": [alias, longer], "note": alias}
+    assert await _every_row_mentioning(su, f"<{person.email}>") == {}

@@ -21,19 +21,25 @@ from tests.servers import portal_server, server_log
 
 
 async def test_readyz_says_ready_when_the_database_answers_and_is_migrated(client):
+    from portal.ops import readiness
+
+    readiness.forget()
     r = await client.get("/readyz")
-    assert r.status_code == 200 and r.json() == {"ready": True, "database": "ok", "migrations": "current"}
+    assert r.status_code == 200 and r.json() == {"ready": True}
     assert r.headers["cache-control"] == "no-store"
 
 
-async def test_readyz_is_503_with_a_migration_pending_or_no_database(client, monkeypatch):
+async def test_readyz_is_503_with_a_migration_pending_or_no_database_and_says_why_only_in_the_log(client, monkeypatch, caplog, tmp_path):
     from portal.db import engine as db
     from portal.ops import readiness
 
+    caplog.set_level("WARNING", logger="portal.ops.readiness")
     shipped = readiness.shipped_migrations()
     monkeypatch.setattr(readiness, "shipped_migrations", lambda: shipped | {"2099-01-01T00:00:00:000000"})  # a release ahead of its database
+    readiness.forget()
     r = await client.get("/readyz")
-    assert r.status_code == 503 and r.json()["migrations"] == "pending" and r.json()["pending"] == ["2099-01-01T00:00:00:000000"]
+    assert r.status_code == 503 and r.json() == {"ready": False}  # nothing about the release for whoever asks
+    assert "migrations pending: 2099-01-01T00:00:00:000000" in caplog.text
     monkeypatch.undo()
 
     class Down:
@@ -44,9 +50,46 @@ async def test_readyz_is_503_with_a_migration_pending_or_no_database(client, mon
             return False
 
     monkeypatch.setattr(db, "connection", lambda: Down())
+    readiness.forget()
     r = await client.get("/readyz")
-    assert r.status_code == 503 and r.json() == {"ready": False, "database": "unavailable", "reason": "OSError"}
+    assert r.status_code == 503 and r.json() == {"ready": False}
+    assert "the database is unavailable (OSError: connection refused)" in caplog.text
     assert (await client.get("/healthz")).status_code == 200  # alive, just not ready
+    monkeypatch.undo()
+
+    # A release whose migrations folder cannot be listed cannot tell whether its database is current.
+    readiness.shipped_migrations.cache_clear()
+    monkeypatch.setattr(readiness, "MIGRATIONS", tmp_path / "missing")
+    readiness.forget()
+    try:
+        r = await client.get("/readyz")
+        assert r.status_code == 503 and r.json() == {"ready": False}
+        assert "migrations cannot be listed" in caplog.text
+    finally:
+        monkeypatch.undo()
+        readiness.shipped_migrations.cache_clear()
+        readiness.forget()
+
+
+async def test_a_flood_of_readiness_probes_costs_one_query_a_second(client, monkeypatch):
+    from portal.db import engine as db
+    from portal.ops import readiness
+
+    opened = 0
+    real = db.connection
+
+    def counting():
+        nonlocal opened
+        opened += 1
+        return real()
+
+    monkeypatch.setattr(db, "connection", counting)
+    readiness.forget()
+    answers = await asyncio.gather(*(client.get("/readyz") for _ in range(50)))
+    answers += [await client.get("/readyz") for _ in range(20)]
+    assert {r.status_code for r in answers} == {200} and opened == 1
+    await asyncio.sleep(readiness.CACHE_SECONDS + 0.1)
+    assert (await client.get("/readyz")).status_code == 200 and opened == 2
 
 
 async def test_metrics_need_the_token_and_count_requests_pool_jobs_and_the_outbox(client, app):
@@ -78,6 +121,22 @@ async def test_metrics_need_the_token_and_count_requests_pool_jobs_and_the_outbo
     await mail_queue.drain()
 
 
+async def test_metrics_count_the_status_sent_for_an_error_a_middleware_raised(client):
+    """CSRF refuses in a middleware, before the handler: the request counts as the 403 it got."""
+    token = uuid.uuid4().hex
+
+    async def count(status: str) -> float:
+        with mail_settings(metrics_token=token):
+            text = (await client.get("/metrics", headers={"Authorization": f"Bearer {token}"})).text
+        found = re.search(rf'portal_http_requests_total\{{method="POST",route="account.login",status="{status}"\}} (\S+)', text)
+        return float(found.group(1)) if found else 0.0
+
+    before_403, before_500 = await count("403"), await count("500")
+    refused = await client.post("/login", {"email": "x@example.test", "password": "whatever-long"}, csrf=False)
+    assert refused.status_code == 403
+    assert await count("403") == before_403 + 1 and await count("500") == before_500
+
+
 @pytest.mark.parametrize("server", ["uvicorn", "granian"])
 async def test_json_logs_carry_the_request_id_a_proxy_sent_or_a_new_one(database, server):
     with portal_server(database, "json-logs.log", server=server, LOG_FORMAT="json", PORTAL_ACCESS_LOG="1") as base:
@@ -92,6 +151,48 @@ async def test_json_logs_carry_the_request_id_a_proxy_sent_or_a_new_one(database
     access = [e for e in entries if e["logger"] == "portal.access"]
     assert {e["request_id"] for e in access} >= {"edge-4711", fresh.headers["x-request-id"]}
     assert all({"time", "level", "logger", "request_id", "message"} <= e.keys() for e in entries)
+
+
+async def test_an_x_request_id_is_taken_only_from_a_trusted_proxy(monkeypatch):
+    """The layers a server runs the app in (``portal.app.served``): a client that reaches the
+    portal directly gets a fresh id whatever it sends; the proxy in FORWARDED_ALLOW_IPS passes its
+    own on, also when it forwards a client's address."""
+    from portal import logs
+    from portal.app import served
+
+    monkeypatch.setenv("FORWARDED_ALLOW_IPS", "10.0.0.2")
+
+    async def inner(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"x-logged-as", logs.request_id.get().encode())]})
+        await send({"type": "http.response.body", "body": b""})
+
+    stack = served(inner)
+
+    async def request_id_for(peer: str, **headers: str) -> tuple[str, str]:
+        sent = []
+
+        async def send(message):
+            sent.append(message)
+
+        async def receive():
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        scope = {
+            "type": "http", "method": "GET", "path": "/healthz", "query_string": b"", "root_path": "", "scheme": "http",
+            "http_version": "1.1", "client": (peer, 40000), "server": ("127.0.0.1", 8000),
+            "headers": [(k.replace("_", "-").lower().encode(), v.encode()) for k, v in headers.items()],
+        }
+        await stack(scope, receive, send)
+        response = dict(sent[0]["headers"])
+        return response[b"x-request-id"].decode(), response[b"x-logged-as"].decode()
+
+    for peer, headers in (("203.0.113.7", {}), ("127.0.0.1", {}), ("203.0.113.7", {"X_Forwarded_For": "10.0.0.2"})):
+        rid, logged = await request_id_for(peer, X_Request_ID="chosen-by-client", **headers)
+        assert rid == logged and re.fullmatch(r"[0-9a-f]{32}", rid), (peer, rid)
+    assert await request_id_for("10.0.0.2", X_Request_ID="edge-4711") == ("edge-4711", "edge-4711")
+    assert await request_id_for("10.0.0.2", X_Request_ID="edge-4712", X_Forwarded_For="203.0.113.7") == ("edge-4712", "edge-4712")
+    rid, _ = await request_id_for("10.0.0.2", X_Request_ID="not ok/" * 20)  # trusted, but not an id we pass on
+    assert re.fullmatch(r"[0-9a-f]{32}", rid)
 
 
 async def test_backup_and_restore_drill_exactly_as_the_readme_says(database, su, make_org, make_member):
@@ -222,9 +323,101 @@ async def test_a_postgresql_restart_under_load_recovers_without_restarting_the_a
         tdb.stop()
 
 
-async def test_the_timeouts_are_the_databases_defaults_for_connections_through_a_pooler(su):
-    """Behind PgBouncer the startup parameters are dropped; `portal migrate` made them defaults."""
-    rows = await su.fetchval(
-        "SELECT setconfig FROM pg_db_role_setting WHERE setrole = 0 AND setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())"
-    )
-    assert {"idle_in_transaction_session_timeout=60s", "lock_timeout=15s", "statement_timeout=60s"} <= set(rows)
+async def test_the_timeouts_are_the_app_roles_defaults_and_only_its(database, su):
+    """Behind PgBouncer the startup parameters are dropped; `portal migrate` made the timeouts the
+    app role's defaults in this database — not the database's, which would cut off migrations and
+    maintenance sessions too. A database default an earlier release set is taken back."""
+    import asyncpg
+
+    from portal import devdb
+    from portal.db import privileges
+
+    async def timeouts(url: str) -> dict[str, str]:
+        conn = await asyncpg.connect(url)  # no server_settings: as a pooler that ignores them connects
+        try:
+            return {name: await conn.fetchval(f"SHOW {name}") for name in privileges.SESSION_DEFAULTS}
+        finally:
+            await conn.close()
+
+    assert await timeouts(database.app_url) == {"idle_in_transaction_session_timeout": "1min", "lock_timeout": "15s", "statement_timeout": "1min"}
+    assert await timeouts(database.owner_url) == {"idle_in_transaction_session_timeout": "0", "lock_timeout": "0", "statement_timeout": "0"}
+    database_wide = "SELECT setconfig FROM pg_db_role_setting WHERE setrole = 0 AND setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    assert not await su.fetchval(database_wide)
+
+    # An upgrade from a release that set them with ALTER DATABASE: migrate takes exactly those back.
+    await su.execute("ALTER DATABASE portal SET statement_timeout = '60s'")
+    await su.execute("ALTER DATABASE portal SET lock_timeout = '15s'")
+    await su.execute("ALTER DATABASE portal SET work_mem = '8MB'")  # the operator's own: kept
+    try:
+        await privileges.apply(database.owner_url, devdb.APP_ROLE, database.app_url)
+        assert await su.fetchval(database_wide) == ["work_mem=8MB"]
+        assert (await timeouts(database.owner_url))["statement_timeout"] == "0"
+        assert (await timeouts(database.app_url))["statement_timeout"] == "1min"
+    finally:
+        await su.execute("ALTER DATABASE portal RESET ALL")
+
+
+async def test_only_a_lost_connection_counts_as_the_database_being_down(database):
+    """A 503 says "PostgreSQL is away, retry"; a client-side error of asyncpg is a bug, a 500."""
+    import asyncpg
+
+    from portal.db.engine import database_down
+
+    conn = await asyncpg.connect(database.app_url)
+    try:
+        with pytest.raises(asyncpg.DataError) as bad_parameter:  # asyncpg cannot encode it: never sent
+            await conn.fetchval("SELECT $1::int", "not a number")
+    finally:
+        await conn.close()
+    assert not database_down(bad_parameter.value)
+    assert not database_down(asyncpg.exceptions.InternalClientError("waiter is not done"))
+    assert not database_down(asyncpg.InterfaceError("cannot perform operation: another operation is in progress"))
+    assert not database_down(asyncpg.exceptions.UniqueViolationError("duplicate key"))
+
+    lost = asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation")
+    assert database_down(lost)
+    assert database_down(asyncpg.InterfaceError("cannot perform operation: connection is closed"))
+    assert database_down(asyncpg.exceptions.CannotConnectNowError("the database system is starting up"))
+    assert database_down(asyncpg.exceptions.TooManyConnectionsError("too many clients"))
+    assert database_down(ConnectionRefusedError(111, "Connection refused"))
+    assert database_down(OSError(104, "Connection reset by peer"))
+    busy = asyncpg.InterfaceError("cannot perform operation: another operation is in progress")
+    busy.__context__ = lost  # raised while rolling back on the connection the server dropped
+    assert database_down(busy)
+    # The server's last word (FATAL: terminating connection) arrived between two queries: asyncpg
+    # was still discarding it (protocol state 2) when the next query began. Seen in the restart test.
+    assert database_down(asyncpg.exceptions.InternalClientError("cannot switch to state 12; another operation (2) is in progress"))
+    assert not database_down(asyncpg.exceptions.InternalClientError("cannot switch to state 12; another operation (15) is in progress"))
+
+
+async def test_a_query_on_a_closed_connection_in_a_transaction_is_the_database_being_down(app):
+    """The transaction notes on asyncpg's error that its connection is gone (terminated here as a
+    server restart would), so even "another operation is in progress" maps to 503."""
+    from portal.db import engine as db
+
+    with pytest.raises(Exception) as raised:
+        async with db.transaction() as conn:
+            db._raw_connection(conn).terminate()
+            await conn.fetchval("SELECT 1")
+    assert db.database_down(raised.value), repr(raised.value)
+
+
+def test_make_bench_keeps_the_soak_figures_and_make_soak_adds_to_them():
+    """`make bench` rewrites bench/results.md whole, but for the soak section `make soak` writes."""
+    from datetime import datetime
+
+    from bench import soak
+
+    from portal.config import ROOT
+
+    results = (ROOT / "bench" / "results.md").read_text()
+    kept = soak.section(results)
+    assert kept and "| PostgreSQL restart | 60 s outage, 16 clients |" in kept  # the figures live in results.md
+    row = "| PostgreSQL restart | 60 s outage, 16 clients | 1 requests, 0 × 503, 0 × 500 | slowest 0.10 s | serving again 0.0 s after PostgreSQL |\n"
+    more = soak.with_run(kept, row, datetime(2027, 1, 2, 3, 4))
+    assert more.startswith(soak.START) and more.endswith(soak.END) and kept[len(soak.START):-len(soak.END)].strip() in more
+    assert "### 2027-01-02 03:04 UTC" in more and more.count("| PostgreSQL restart |") == kept.count("| PostgreSQL restart |") + 1
+    assert soak.with_run(None, row, datetime(2027, 1, 2, 3, 4)).startswith(f"{soak.START}\n{soak.INTRO}")
+    rewritten = soak.keep("# Benchmark results\n\nfresh figures\n", results)  # as bench.run writes it
+    assert rewritten.startswith("# Benchmark results\n\nfresh figures\n") and soak.section(rewritten) == kept
+    assert soak.keep("# Benchmark results\n", None) == "# Benchmark results\n"
