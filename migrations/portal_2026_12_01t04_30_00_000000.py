@@ -8,9 +8,7 @@ exactly one token has the hash; ``enter_token`` answers ``unknown`` otherwise (a
 (The invite lookup by hash checks the same in ``portal/invites/service.py``.)
 """
 
-from piccolo.apps.migrations.auto.migration_manager import MigrationManager
-
-from portal.db.ddl import execute
+from portal.db.ddl import raw_migration
 
 ID = "2026-12-01T04:30:00:000000"
 VERSION = "1.38.0"
@@ -136,11 +134,4 @@ $$;
 """
 
 
-async def forwards():
-    manager = MigrationManager(migration_id=ID, app_name="portal", description=DESCRIPTION)
-
-    async def run():
-        await execute(SQL)
-
-    manager.add_raw(run)
-    return manager
+forwards = raw_migration(ID, DESCRIPTION, SQL)

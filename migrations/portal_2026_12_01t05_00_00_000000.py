@@ -12,9 +12,7 @@
   a whole token, not inside a longer address.
 """
 
-from piccolo.apps.migrations.auto.migration_manager import MigrationManager
-
-from portal.db.ddl import CURRENT_USER, execute
+from portal.db.ddl import CURRENT_USER, raw_migration
 
 ID = "2026-12-01T05:00:00:000000"
 VERSION = "1.38.0"
@@ -121,11 +119,4 @@ $$;
 """
 
 
-async def forwards():
-    manager = MigrationManager(migration_id=ID, app_name="portal", description=DESCRIPTION)
-
-    async def run():
-        await execute(SQL)
-
-    manager.add_raw(run)
-    return manager
+forwards = raw_migration(ID, DESCRIPTION, SQL)

@@ -37,7 +37,6 @@ from portal.errors import Invalid
 from portal.params import page_number, parse_id, search_text
 from portal.resources.layer import Resource
 from portal.tenancy.context import OrgContext
-from portal.tenancy.permissions import Perm
 from portal.web.forms import read_form
 from portal.web.render import env, page, redirect, safe_next
 from portal.web.urls import Urls, url_for

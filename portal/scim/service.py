@@ -39,7 +39,6 @@ from portal.invites.service import check_seats
 from portal.resources.common import DESCRIPTION_MAX, NAME_MAX, SPACE, has_control, savepoint
 from portal.scim import models
 from portal.scim.filters import Col, JsonItems, where_clause
-from portal.tenancy import scope as tenancy
 from portal.tenancy.context import OrgContext
 
 USER_COLUMNS = {

@@ -7,8 +7,6 @@ import asyncio
 import json
 import re
 
-import pytest
-
 from tests.access_matrix import SCIM_ACCESS
 from tests.factories import Client, add_api_token, bearer, events
 
