@@ -23,6 +23,10 @@ DESCRIPTION = "drop the unique constraints that duplicate tenant primary keys; e
 _ESCAPED_EMAIL = r"regexp_replace(v_email, '([^a-z0-9@_%-])', '\\\1', 'g')"
 
 SQL = f"""
+-- Re-adding a foreign key locks its tables and re-checks every row: fail (and run it again when
+-- it's quiet) rather than queue the app's queries behind a long transaction.
+SET LOCAL lock_timeout = '30s';
+
 DO $$
 DECLARE
     dup record; fk record; readd text[];

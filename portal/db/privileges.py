@@ -7,6 +7,7 @@ even a bug in the application can rewrite history. Tests compare the catalog wit
 from __future__ import annotations
 
 import logging
+import re
 
 import asyncpg
 
@@ -52,8 +53,8 @@ def quote_literal(value: str) -> str:
 async def apply(owner_url: str, app_role: str, app_url: str = "") -> None:
     """Grant ``app_role`` exactly its privileges (as the owner), and make the timeouts its session
     defaults in this database (as ``app_role`` itself, through ``app_url``)."""
-    if not app_role.replace("_", "").isalnum():
-        raise ValueError(f"unexpected app role name {app_role!r}")
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", app_role):  # as PostgreSQL folds an unquoted name
+        raise ValueError(f"unexpected app role name {app_role!r}: lower-case letters, digits and _")
     role = quote_ident(app_role)
     conn = await asyncpg.connect(owner_url)
     try:
@@ -68,11 +69,11 @@ async def apply(owner_url: str, app_role: str, app_url: str = "") -> None:
             for function in DEFINER_FUNCTIONS:
                 if await conn.fetchval("SELECT to_regprocedure($1) IS NOT NULL", function):
                     await conn.execute(f"GRANT EXECUTE ON FUNCTION {function} TO {role}")
-        await _reset_database_defaults(conn)
+        if app_url:  # the role's own defaults first: only once they hold, take back the database-wide ones
+            await apply_session_defaults(app_url, app_role)
+            await _reset_database_defaults(conn)
     finally:
         await conn.close()
-    if app_url:
-        await apply_session_defaults(app_url, app_role)
 
 
 async def apply_session_defaults(app_url: str, app_role: str) -> None:

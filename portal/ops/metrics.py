@@ -45,6 +45,10 @@ _MAIL = (
 )
 
 
+# The methods counted by name; any other a client sends (servers accept any token) is "other".
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 class MetricsMiddleware:
     """Counts each request under its route's name (``unmatched`` when no route matched) and the
     status actually sent. Wrapped around the app's outermost exception handler (``create_app``),
@@ -63,7 +67,8 @@ class MetricsMiddleware:
         finally:
             handler = scope.get("route_handler")
             route = getattr(handler, "name", None) or "unmatched"
-            REQUESTS.labels(route, scope["method"], str(sent.status)).inc()
+            method = scope["method"] if scope["method"] in _METHODS else "other"  # a client invents no series
+            REQUESTS.labels(route, method, str(sent.status)).inc()
             LATENCY.labels(route).observe(time.perf_counter() - started)
 
 

@@ -137,6 +137,20 @@ async def test_metrics_count_the_status_sent_for_an_error_a_middleware_raised(cl
     assert await count("403") == before_403 + 1 and await count("500") == before_500
 
 
+async def test_a_client_inventing_methods_adds_no_metrics_series(client):
+    """Servers accept any method token; the request counter names only the ones the portal serves."""
+    token = uuid.uuid4().hex
+    invented = [f"X{uuid.uuid4().hex[:8].upper()}" for _ in range(5)]
+    for method in invented:
+        r = await client.http.request(method, f"/{method.lower()}")
+        assert r.status_code in (404, 405)
+    with mail_settings(metrics_token=token):
+        text = (await client.get("/metrics", headers={"Authorization": f"Bearer {token}"})).text
+    assert not any(method in text for method in invented)
+    other = re.search(r'portal_http_requests_total\{method="other",route="unmatched",status="\d+"\} (\S+)', text)
+    assert other and float(other.group(1)) >= 5
+
+
 @pytest.mark.parametrize("server", ["uvicorn", "granian"])
 async def test_json_logs_carry_the_request_id_a_proxy_sent_or_a_new_one(database, server):
     with portal_server(database, "json-logs.log", server=server, LOG_FORMAT="json", PORTAL_ACCESS_LOG="1") as base:
@@ -353,6 +367,14 @@ async def test_the_timeouts_are_the_app_roles_defaults_and_only_its(database, su
         assert await su.fetchval(database_wide) == ["work_mem=8MB"]
         assert (await timeouts(database.owner_url))["statement_timeout"] == "0"
         assert (await timeouts(database.app_url))["statement_timeout"] == "1min"
+        # The role's own defaults come first: if they can't be set (DATABASE_URL is another role),
+        # the database-wide ones stay, so pooled sessions are never left without timeouts.
+        await su.execute("ALTER DATABASE portal SET statement_timeout = '60s'")
+        with pytest.raises(ValueError, match="not"):
+            await privileges.apply(database.owner_url, devdb.APP_ROLE, database.owner_url)
+        assert "statement_timeout=60s" in await su.fetchval(database_wide)
+        with pytest.raises(ValueError, match="lower-case"):  # PostgreSQL would fold it unquoted, not quoted
+            await privileges.apply(database.owner_url, "Portal_App", database.app_url)
     finally:
         await su.execute("ALTER DATABASE portal RESET ALL")
 
