@@ -164,4 +164,5 @@ def served(app: ASGIApp) -> ASGIApp:
     from portal.web.accesslog import AccessLogMiddleware
     from portal.web.proxy import with_proxy_headers
 
-    return logs.RequestIdMiddleware(with_proxy_headers(AccessLogMiddleware(app)))
+    proxy = with_proxy_headers(AccessLogMiddleware(app))
+    return logs.RequestIdMiddleware(proxy, trusted=proxy.trusted_hosts)  # one parsing of FORWARDED_ALLOW_IPS

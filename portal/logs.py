@@ -68,11 +68,9 @@ class RequestIdMiddleware:
     requests are logged under. Wrap it outside the proxy-headers middleware, which replaces the
     peer in the scope with the forwarded client."""
 
-    def __init__(self, app: Any, trusted: Any = None) -> None:
-        from portal.web.proxy import trusted_peers
-
+    def __init__(self, app: Any, trusted: Any) -> None:
         self.app = app
-        self.trusted = trusted_peers() if trusted is None else trusted
+        self.trusted = trusted  # uvicorn's parsed FORWARDED_ALLOW_IPS (``"10.0.0.2" in trusted``)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":

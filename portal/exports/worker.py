@@ -54,7 +54,7 @@ FAILED_MESSAGE = "The export could not be completed. Please request a new one."
 ABANDONED_MESSAGE = "The export was interrupted {n} times and was stopped. Please request a new one."
 
 # The worker's cross-org view of the queue (policy export_worker_queue). Job metadata only.
-_WORKER_MODE = "SELECT set_config('app.export_worker', 'on', true)"
+WORKER_MODE = "SELECT set_config('app.export_worker', 'on', true)"
 _DISCOVER_ALL = (
     "SELECT org_id, id FROM export_job "  # unscoped: the worker's queue across orgs (read-only policy)
     "WHERE status = 'queued' OR (status = 'running' AND heartbeat_at < $1) "
@@ -332,7 +332,7 @@ class ExportWorker(PollingWorker):
                 rows = await (await tenancy.enter(org_id)).fetch(org_sql, arg, limit)
         else:
             async with db.transaction() as conn:
-                await conn.execute(_WORKER_MODE)
+                await conn.execute(WORKER_MODE)
                 rows = await conn.fetch(all_sql, arg, limit)
         return [(r["org_id"], r["id"]) for r in rows]
 

@@ -158,7 +158,7 @@ async def retry(scope: TenantScope, mail_id: UUID) -> bool:
 
 # -- delivery -----------------------------------------------------------------------------------
 
-_WORKER_MODE = "SELECT set_config('app.mail_worker', 'on', true)"
+WORKER_MODE = "SELECT set_config('app.mail_worker', 'on', true)"
 _DUE = (
     "SELECT id, org_id, run_after FROM mail_outbox "  # unscoped: the worker's queue across orgs (read-only policy)
     "WHERE (status = 'queued' AND run_after <= $1) OR (status = 'sending' AND lease_until < $1) "
@@ -238,7 +238,7 @@ _AFTER_DEAD: dict[str, str] = {
 
 async def _due(now: datetime, limit: int) -> list[tuple[UUID, UUID | None]]:
     async with db.transaction() as conn:
-        await conn.execute(_WORKER_MODE)
+        await conn.execute(WORKER_MODE)
         return [(r["id"], r["org_id"]) for r in await conn.fetch(_DUE, now, limit)]
 
 
@@ -341,7 +341,7 @@ async def purge(now: datetime | None = None) -> int:
     """Delete finished mail older than ``KEEP_FINISHED``; returns how many rows went."""
     before = (now or clock.now()) - KEEP_FINISHED
     async with db.transaction() as conn:
-        await conn.execute(_WORKER_MODE)
+        await conn.execute(WORKER_MODE)
         purged = int((await conn.execute(_PURGE, before)).split()[-1])
         purged += int((await conn.execute(_account(_PURGE), before)).split()[-1])
     return purged

@@ -11,6 +11,8 @@ Each worker process keeps its own counters (a scrape reaches one of them): scrap
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from typing import Any
 
@@ -18,7 +20,14 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from portal import clock
 from portal.db import engine as db
+from portal.exports import worker as export_worker
+from portal.exports.tables import STATUSES as EXPORT_STATUSES
+from portal.mail import queue as mail_queue
+from portal.mail.tables import STATUSES as MAIL_STATUSES
 from portal.web.sentstatus import SentStatus
+
+log = logging.getLogger(__name__)
+DB_TIMEOUT = 2.0  # seconds: a scrape answers, with what this process knows, even while the database doesn't
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -31,13 +40,10 @@ POOL = Gauge("portal_db_pool_connections", "This process's database pool: max, s
 JOBS = Gauge("portal_jobs", "Background jobs by kind (export, mail) and status.", ["kind", "status"], registry=REGISTRY)
 OUTBOX_BACKLOG = Gauge("portal_outbox_backlog", "Mail queued or being sent.", registry=REGISTRY)
 OUTBOX_OLDEST = Gauge("portal_outbox_oldest_age_seconds", "Age of the oldest mail still waiting to be sent (0 when none).", registry=REGISTRY)
+DB_UP = Gauge("portal_db_up", "1 when this scrape read the database's figures, 0 when it could not (they keep their last values).", registry=REGISTRY)
 
-_STATUSES = {
-    "export": ("queued", "running", "done", "failed", "expired"),
-    "mail": ("queued", "sending", "sent", "dead", "cancelled"),
-}
-# Cross-org counts: the workers' read-only queue policies (export_worker_queue, mail_outbox_worker_queue).
-_WORKER_MODES = "SELECT set_config('app.export_worker', 'on', true), set_config('app.mail_worker', 'on', true)"
+# Cross-org counts, under the workers' read-only queue policies (export_worker_queue,
+# mail_outbox_worker_queue): entered with the workers' own statements.
 _EXPORTS = "SELECT status, count(*) AS n FROM export_job GROUP BY status"  # unscoped: counts across orgs (read-only policy)
 _MAIL = (
     "SELECT status, count(*) AS n, min(created_at) AS oldest FROM ("  # unscoped: counts across orgs (read-only policy)
@@ -79,14 +85,21 @@ async def collect() -> None:
         size, idle = pool.get_size(), pool.get_idle_size()
         for state, value in (("max", pool.get_max_size()), ("size", size), ("idle", idle), ("in_use", size - idle), ("waiting", pool.waiting)):
             POOL.labels(state).set(value)
-    async with db.transaction() as conn:
-        await conn.execute(_WORKER_MODES)
-        exports = {r["status"]: r["n"] for r in await conn.fetch(_EXPORTS)}
-        mail = await conn.fetch(_MAIL)
-    for status in _STATUSES["export"]:
+    try:
+        async with asyncio.timeout(DB_TIMEOUT), db.transaction() as conn:
+            await conn.execute(export_worker.WORKER_MODE)
+            await conn.execute(mail_queue.WORKER_MODE)
+            exports = {r["status"]: r["n"] for r in await conn.fetch(_EXPORTS)}
+            mail = await conn.fetch(_MAIL)
+    except Exception as exc:  # the request counters and the pool matter most while the database is away
+        log.warning("metrics: the database's figures could not be read (%s: %s)", type(exc).__name__, exc)
+        DB_UP.set(0)
+        return
+    DB_UP.set(1)
+    for status in EXPORT_STATUSES:
         JOBS.labels("export", status).set(exports.get(status, 0))
     by_status = {r["status"]: r for r in mail}
-    for status in _STATUSES["mail"]:
+    for status in MAIL_STATUSES:
         JOBS.labels("mail", status).set(by_status[status]["n"] if status in by_status else 0)
     waiting = [r for r in mail if r["status"] in ("queued", "sending")]
     OUTBOX_BACKLOG.set(sum(r["n"] for r in waiting))

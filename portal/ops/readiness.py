@@ -17,6 +17,7 @@ from functools import lru_cache
 
 from portal.config import ROOT
 from portal.db import engine as db
+from portal.errors import Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +61,22 @@ async def ready() -> bool:
         if _last is not None and time.monotonic() - _last[0] < CACHE_SECONDS:
             return _last[1]  # checked while this probe waited for the lock
         ok = await check()
+        if ok is None:  # busy, not broken: the last answer stands (none yet: not ready)
+            ok = _last[1] if _last is not None else False
         _last = (time.monotonic(), ok)
         return ok
 
 
-async def check() -> bool:
-    """Check now; the reason for not being ready is logged (warning)."""
+def _pool_busy() -> bool:
+    """Every connection of this process's pool is in use (requests are waiting for one)."""
+    pool = db.engine().pool
+    return pool is not None and pool.get_idle_size() == 0 and pool.get_size() >= pool.get_max_size()
+
+
+async def check() -> bool | None:
+    """Check now; the reason for not being ready is logged (warning). None when the check could
+    not get a connection because every one is serving a request: a busy process is still ready
+    (pulling it would move its load onto the others), a broken database shows as an error."""
     try:
         shipped = shipped_migrations()
     except Exception as exc:
@@ -75,7 +86,13 @@ async def check() -> bool:
         async with asyncio.timeout(CHECK_TIMEOUT):
             async with db.connection() as conn:
                 applied = set(await conn.fetchval("SELECT applied_migrations()"))
-    except Exception as exc:  # unreachable, restarting, pool exhausted, not migrated at all
+    except (TimeoutError, Unavailable):  # no answer in time, or no pooled connection in time
+        if _pool_busy():
+            log.info("readiness: every pooled connection is serving a request; the last answer stands")
+            return None
+        log.warning("not ready: the database did not answer within %.0f s", CHECK_TIMEOUT)
+        return False
+    except Exception as exc:  # unreachable, restarting, not migrated at all
         log.warning("not ready: the database is unavailable (%s: %s)", type(exc).__name__, exc)
         return False
     if pending := sorted(shipped - applied):

@@ -21,11 +21,13 @@ from scim2_server.requests import ScimRequest
 from scim2_server.responses import ScimResponse
 
 from portal.config import get_settings
-from portal.errors import DomainError
+from portal.db.engine import database_down
+from portal.errors import DomainError, TooManyRequests, Unavailable
 from portal.scim.models import PEOPLE_PROVIDER, PROVIDER
 from portal.scim.service import OrgStorage, PortalService, queue_set_password_links
 from portal.tenancy.context import OrgContext
 from portal.tenancy.permissions import Perm
+from portal.web.errors import DATABASE_DOWN
 
 MEDIA_TYPE = "application/scim+json"
 PREFIX = "/scim/v2/orgs/{slug:str}"
@@ -61,6 +63,8 @@ async def scim_endpoint(request: Request, org: NamedDependency[OrgContext], path
         try:
             answer = await AsyncScimHandler(service, storage).handle(scim_request)
         except Exception as exc:  # a SCIMException is its error body; anything else a 500 body, logged by scim2-server
+            if database_down(exc):  # PostgreSQL restarting or out of reach: a 503 the IdP retries, as on every page
+                raise Unavailable(DATABASE_DOWN, retry_after=5) from exc
             answer = service.error_response(exc)
     if int(answer.status) >= 400:
         raise ScimAnswer(answer)  # the request's transaction rolls back
@@ -82,6 +86,8 @@ def handle_answer(request: Request, exc: ScimAnswer) -> Response:
 
 def handle_domain(request: Request, exc: DomainError) -> Response:
     headers = {"WWW-Authenticate": 'Bearer realm="praesidia"'} if exc.status_code == 401 else {}
+    if isinstance(exc, TooManyRequests):
+        headers["Retry-After"] = str(exc.retry_after)
     detail = "No such organization for this token." if exc.status_code == 404 else exc.message
     return error(exc.status_code, detail, headers=headers)
 

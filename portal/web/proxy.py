@@ -24,13 +24,3 @@ def trusted_proxies() -> str:
 
 def with_proxy_headers(app: Any) -> ProxyHeadersMiddleware:
     return ProxyHeadersMiddleware(app, trusted_hosts=trusted_proxies())
-
-
-def trusted_peers(hosts: str | None = None) -> Any:
-    """The trusted proxies as a container of addresses (``"10.0.0.2" in trusted_peers()``), parsed
-    by uvicorn's middleware itself so the rule is exactly the one for ``X-Forwarded-For``."""
-    return ProxyHeadersMiddleware(_nothing, trusted_hosts=trusted_proxies() if hosts is None else hosts).trusted_hosts
-
-
-async def _nothing(scope: Any, receive: Any, send: Any) -> None:  # pragma: no cover
-    pass

@@ -414,3 +414,19 @@ async def test_a_custom_role_can_t_take_a_built_in_role_s_name(make_world, clien
     for name in ("billing_admin", "Billing admin", "MEMBER", "owner"):
         r = await owner.post(f"/orgs/{w.org.slug}/roles", {"name": name, "permissions": "audit.view"})
         assert r.status_code == 422 and "built-in role" in r.text, name
+
+
+async def test_an_outage_is_a_scim_503_the_idp_retries_not_a_500(idp, monkeypatch):
+    """PostgreSQL going away mid-request: a SCIM error body with 503 and Retry-After, as on every
+    page, not scim2-server's 500 for an unexpected exception."""
+    import asyncpg
+
+    from portal.scim.service import OrgStorage
+
+    async def gone(*args, **kwargs):
+        raise asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation")
+
+    monkeypatch.setattr(OrgStorage, "search", gone)
+    r = await idp.idp.get(f"{idp.base}/Users")
+    assert r.status_code == 503 and r.headers["retry-after"] == "5", r.text
+    assert r.headers["content-type"].startswith(SCIM_JSON) and r.json()["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
