@@ -15,7 +15,7 @@ import json
 import logging
 import re
 import secrets
-from typing import Any
+from typing import Any, Callable, NamedTuple
 from uuid import UUID
 
 import asyncpg
@@ -36,6 +36,8 @@ from portal.audit.actions import Action
 from portal.errors import Invalid
 from portal.db import engine as db
 from portal.invites.service import check_seats
+from portal.resources import common
+from portal.resources.agents.service import Agents
 from portal.resources.common import DESCRIPTION_MAX, NAME_MAX, SPACE, has_control, savepoint
 from portal.scim import models
 from portal.scim.filters import Col, JsonItems, where_clause
@@ -79,13 +81,10 @@ AGENT_COLUMNS = {
     # as ``_agent`` shows it: false while paused, absent while the IdP never said (or removed it)
     ("active", None): Col("(CASE WHEN a.status = 'paused' THEN false WHEN a.scim_active IS NOT NULL THEN true END)"),
 }
-_AGENT = """SELECT a.id, a.name, a.description, a.status, a.scim_external_id, a.scim_display_name, a.scim_agent_type, a.scim_active,
-                   a.created_at, a.updated_at,
-                   (SELECT count(*) FROM workflow w WHERE w.org_id = {org} AND w.agent_id = a.id) AS workflows
-            FROM agent a WHERE a.org_id = {org}"""
+# The agents page's columns (its workflow count included) and what the IdP keeps beside them.
+_AGENT = f"""SELECT {Agents.columns}, a.scim_external_id, a.scim_display_name, a.scim_agent_type, a.scim_active
+            FROM agent a WHERE a.org_id = {{org}}"""
 UNASSIGNED_MODEL = "unassigned"  # an agent an IdP creates: someone in the org chooses its model
-# What each SCIM resource type is in the database: (filterable columns, select, count, order, to SCIM).
-_KINDS: dict[str, tuple] = {}
 
 
 class PortalService(ScimService):
@@ -118,8 +117,7 @@ def _user(row: Any) -> Resource:
 def _group(row: Any) -> Resource:
     members = [models.GroupMember(value=str(m), ref=f"Users/{m}", type="User") for m in row["members"]]
     group = models.Group(id=str(row["id"]), display_name=row["name"], external_id=row["scim_external_id"], members=members or None)
-    version = f'W/"{int(row["updated_at"].timestamp() * 1_000_000)}"'
-    group.meta = Meta(resource_type="Group", created=row["created_at"], last_modified=row["updated_at"], version=version)
+    group.meta = _meta("Group", row)
     return group
 
 
@@ -132,9 +130,31 @@ def _agent(row: Any) -> Resource:
         active=False if row["status"] == "paused" else (None if row["scim_active"] is None else True),
         description=row["description"] or None, external_id=row["scim_external_id"],
     )
-    version = f'W/"{int(row["updated_at"].timestamp() * 1_000_000)}"'
-    agent.meta = Meta(resource_type="Agent", created=row["created_at"], last_modified=row["updated_at"], version=version)
+    agent.meta = _meta("Agent", row)
     return agent
+
+
+def _meta(resource_type: str, row: Any) -> Meta:
+    """A team's or agent's meta: its version is its last change, to the microsecond."""
+    version = f'W/"{int(row["updated_at"].timestamp() * 1_000_000)}"'
+    return Meta(resource_type=resource_type, created=row["created_at"], last_modified=row["updated_at"], version=version)
+
+
+class _Kind(NamedTuple):
+    """What a SCIM resource type is in the database."""
+
+    columns: dict  # the attributes a filter may name
+    select: str
+    counted: str  # FROM … WHERE, for totalResults
+    order: str  # stable paging
+    shown: Callable[[Any], Resource]
+
+
+_KINDS = {
+    "User": _Kind(USER_COLUMNS, _USER, "membership m JOIN app_user u ON u.id = m.user_id WHERE m.org_id = {org}", "m.created_at, m.id", _user),
+    "Group": _Kind(GROUP_COLUMNS, _GROUP, "team t WHERE t.org_id = {org}", "t.created_at, t.id", _group),
+    "Agent": _Kind(AGENT_COLUMNS, _AGENT, "agent a WHERE a.org_id = {org}", "a.created_at, a.id", _agent),
+}
 
 
 def _json_text(value: Any) -> str | None:
@@ -422,18 +442,11 @@ class OrgStorage(AsyncScimStorage):
         return SearchPage(total=total, resources=[shown(r) for r in rows])
 
 
-_KINDS.update({
-    "User": (USER_COLUMNS, _USER, "membership m JOIN app_user u ON u.id = m.user_id WHERE m.org_id = {org}", "m.created_at, m.id", _user),
-    "Group": (GROUP_COLUMNS, _GROUP, "team t WHERE t.org_id = {org}", "t.created_at, t.id", _group),
-    "Agent": (AGENT_COLUMNS, _AGENT, "agent a WHERE a.org_id = {org}", "a.created_at, a.id", _agent),
-})
-
-
-async def queue_set_password_links(ctx: OrgContext, user_ids: list[UUID]) -> None:
+async def queue_set_password_links(ctx: OrgContext, user_ids: list[UUID]) -> int:
     """Each account the provisioning request created gets a welcome with its link to choose a
     password (a reset link, bound to the placeholder hash: it dies once used), queued in the
     outbox in the request's own transaction: if that rolls back, nobody was created and nothing
-    is sent."""
+    is sent. Accounts whose person has chosen a password meanwhile get none. How many were queued."""
     from portal.accounts import reset  # the accounts layer sits above this one
 
     rows = await db.current_connection().fetch(
@@ -449,30 +462,34 @@ async def queue_set_password_links(ctx: OrgContext, user_ids: list[UUID]) -> Non
                       text=text, html=html, kind="scim-welcome", link=link),
             scope=ctx.scope, ref_id=row["id"],
         )
+    return len(rows)
 
 
-async def undelivered_welcomes(ctx: OrgContext, limit: int = 50) -> list[Any]:
-    """Welcomes given up (the owner's SCIM page shows them, with a retry)."""
+UNDELIVERED_SHOWN = 50  # the welcomes the SCIM page lists, and one retry sends again
+_UNDELIVERED = "mail_outbox WHERE org_id = {org} AND kind = 'scim-welcome' AND status = 'dead'"
+
+
+async def undelivered_welcomes(ctx: OrgContext) -> list[Any]:
+    """Welcomes given up, newest first (the owner's SCIM page shows them, with a retry)."""
     return await ctx.scope.fetch(
-        "SELECT recipient, last_error, created_at FROM mail_outbox "
-        "WHERE org_id = {org} AND kind = 'scim-welcome' AND status = 'dead' ORDER BY created_at DESC LIMIT $1",
-        limit,
+        f"SELECT recipient, last_error, created_at FROM {_UNDELIVERED} ORDER BY created_at DESC, id DESC LIMIT $1", UNDELIVERED_SHOWN,
     )
 
 
 async def retry_welcomes(ctx: OrgContext) -> int:
-    """A fresh welcome for each undelivered one whose person is still a member without a password:
-    a new link (the old one may have expired while the mail server was down)."""
+    """A fresh welcome for each undelivered one the page lists whose person is still a member
+    without a password: a new link (the old one may have expired while the mail server was down).
+    How many were sent again."""
     rows = await ctx.scope.fetch(
-        "UPDATE mail_outbox SET status = 'cancelled', payload = NULL "
-        "WHERE org_id = {org} AND kind = 'scim-welcome' AND status = 'dead' RETURNING ref_id"
+        "UPDATE mail_outbox SET status = 'cancelled', payload = NULL WHERE org_id = {org} AND id IN ("
+        f"SELECT id FROM {_UNDELIVERED} ORDER BY created_at DESC, id DESC LIMIT $1 FOR UPDATE) RETURNING ref_id",
+        UNDELIVERED_SHOWN,
     )
     members = await ctx.scope.fetch(
         "SELECT user_id FROM membership WHERE org_id = {org} AND user_id = ANY($1::uuid[])",
         [r["ref_id"] for r in rows if r["ref_id"]],
     )
-    await queue_set_password_links(ctx, [m["user_id"] for m in members])
-    return len(members)
+    return await queue_set_password_links(ctx, [m["user_id"] for m in members])
 
 
 # -- Groups: the org's teams ------------------------------------------------------------------
@@ -603,7 +620,7 @@ async def _create_agent(storage: OrgStorage, agent: Resource) -> Resource:
 
 
 async def _update_agent(storage: OrgStorage, agent: Resource, expected_version: str | None) -> Resource:
-    ctx = _agents_allowed(storage)
+    ctx = storage.ctx  # ``_agent`` refuses a token without agents
     current = await storage._agent(_key(agent.id), lock=True)
     if expected_version is not None and expected_version != _agent(current).meta.version:
         raise PreconditionFailedException()
@@ -615,8 +632,8 @@ async def _update_agent(storage: OrgStorage, agent: Resource, expected_version: 
         status, said = current["status"], current["scim_active"]
     after = {"name": name, "description": description, "status": status, "scim_external_id": external_id,
              "scim_display_name": display_name, "scim_agent_type": agent_type, "scim_active": said}
-    before = {k: current[k] for k in after}
-    if after == before:
+    before, changed = common.changes({k: current[k] for k in after}, after)
+    if not changed:
         return _agent(current)
     try:
         async with savepoint():
@@ -628,14 +645,12 @@ async def _update_agent(storage: OrgStorage, agent: Resource, expected_version: 
             )
     except asyncpg.UniqueViolationError:
         raise UniquenessException(detail="Another agent of this organization has this name.") from None
-    changed = [k for k in after if after[k] != before[k]]
-    await audit.record(ctx, Action.AGENT_UPDATED, target=("agent", current["id"], name),
-                       before={k: before[k] for k in changed}, after={**{k: after[k] for k in changed}, "via": "scim"})
+    await audit.record(ctx, Action.AGENT_UPDATED, target=("agent", current["id"], name), before=before, after={**changed, "via": "scim"})
     return _agent(await storage._agent(current["id"], lock=False))
 
 
 async def _delete_agent(storage: OrgStorage, resource_id: str, expected_version: str | None) -> None:
-    ctx = _agents_allowed(storage)
+    ctx = storage.ctx  # ``_agent`` refuses a token without agents
     current = await storage._agent(_key(resource_id), lock=True)
     if expected_version is not None and expected_version != _agent(current).meta.version:
         raise PreconditionFailedException()

@@ -13,8 +13,8 @@ AGENT = "urn:ietf:params:scim:schemas:core:2.0:Agent"
 PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 
 
-async def test_an_idp_runs_an_agents_lifecycle_and_the_portal_follows(idp, su, client_for):
-    w, c = idp, idp.idp
+async def test_an_idp_runs_an_agents_lifecycle_and_the_portal_follows(agents_idp, su, client_for):
+    w, c = agents_idp, agents_idp.idp
     types = (await c.get(f"{w.base}/ResourceTypes")).json()
     assert "Agent" in {t["name"] for t in types["Resources"]}
     c.headers["Content-Type"] = SCIM_JSON
@@ -45,8 +45,8 @@ async def test_an_idp_runs_an_agents_lifecycle_and_the_portal_follows(idp, su, c
     assert {who for _, who in trail} == {"SCIM: Okta"}
 
 
-async def test_an_agent_with_workflows_is_not_deleted_and_another_orgs_token_reaches_nothing(idp, su, make_world):
-    w, c = idp, idp.idp
+async def test_an_agent_with_workflows_is_not_deleted_and_another_orgs_token_reaches_nothing(agents_idp, su, make_world):
+    w, c = agents_idp, agents_idp.idp
     r = await c.delete(f"{w.base}/Agents/{w.agent_used}")  # the world's agent runs a workflow
     assert r.status_code == 409 and "workflow" in r.json()["detail"]
     other = await make_world()
@@ -59,10 +59,10 @@ async def test_an_agent_with_workflows_is_not_deleted_and_another_orgs_token_rea
     assert await su.fetchval("SELECT count(*) FROM agent WHERE id = $1", w.agent_used) == 1
 
 
-async def test_a_pause_and_resume_in_the_portal_outlive_what_the_idp_last_said(idp, su, client_for):
+async def test_a_pause_and_resume_in_the_portal_outlive_what_the_idp_last_said(agents_idp, su, client_for):
     """The IdP pauses an agent, someone resumes it on its page: a later unrelated PATCH from the
     IdP (a new description) leaves it running, and the IdP reads ``active: true``."""
-    w, c = idp, idp.idp
+    w, c = agents_idp, agents_idp.idp
     c.headers["Content-Type"] = SCIM_JSON
     agent = (await c.post(f"{w.base}/Agents", json={"schemas": [AGENT], "name": "Night shift", "active": True})).json()
     r = await c.patch(f"{w.base}/Agents/{agent['id']}", json={"schemas": [PATCH], "Operations": [{"op": "replace", "path": "active", "value": False}]})
@@ -91,8 +91,8 @@ async def test_a_pause_and_resume_in_the_portal_outlive_what_the_idp_last_said(i
     assert listed["totalResults"] == 0
 
 
-async def test_control_characters_and_stale_versions_are_refused_and_change_nothing(idp, su):
-    w, c = idp, idp.idp
+async def test_control_characters_and_stale_versions_are_refused_and_change_nothing(agents_idp, su):
+    w, c = agents_idp, agents_idp.idp
     c.headers["Content-Type"] = SCIM_JSON
     for body in ({"name": "Bell\x07bot"}, {"name": "Ok bot", "description": "escape \x1b[31m"}, {"name": "Ok bot", "agentType": "a\x85b"},
                  {"name": "Ok bot", "displayName": "line\nbreak"}):
@@ -122,9 +122,8 @@ async def test_control_characters_and_stale_versions_are_refused_and_change_noth
 async def test_a_token_made_for_people_reaches_no_agent(idp, su):
     """A SCIM token is for Users and Groups unless its owner ticked "Agents too": for the others
     the service has no Agents, in discovery too, and nothing about an agent changes."""
-    w, c = idp, idp.idp
-    _, people = await add_api_token(su, w.org, "scim", name="Google")
-    h = bearer(people)
+    w, c = idp, idp.idp  # the default token: people and teams
+    h: dict[str, str] = {}
     types = (await c.get(f"{w.base}/ResourceTypes", headers=h)).json()
     assert {t["name"] for t in types["Resources"]} == {"User", "Group"}
     schemas = (await c.get(f"{w.base}/Schemas", headers=h)).json()
@@ -140,11 +139,11 @@ async def test_a_token_made_for_people_reaches_no_agent(idp, su):
     assert await su.fetchval("SELECT count(*) FROM agent WHERE org_id = $1 AND name = 'Sneaky'", w.org.id) == 0
 
 
-async def test_deleting_an_agent_that_gains_a_workflow_while_it_waits_is_a_409(idp, su):
+async def test_deleting_an_agent_that_gains_a_workflow_while_it_waits_is_a_409(agents_idp, su):
     """A workflow for the agent is being created (its transaction holds the agent's key) when the
     IdP's DELETE arrives: the DELETE waits for it, and once it commits the agent is in use, so the
     answer is 409 and the agent stays."""
-    w, c = idp, idp.idp
+    w, c = agents_idp, agents_idp.idp
     c.headers["Content-Type"] = SCIM_JSON
     agent = (await c.post(f"{w.base}/Agents", json={"schemas": [AGENT], "name": "Contested"})).json()
     tx = su.transaction()

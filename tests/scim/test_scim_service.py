@@ -132,16 +132,20 @@ async def test_an_undelivered_welcome_is_shown_to_the_owner_who_sends_a_fresh_on
     from portal.mail import queue as mail_queue
 
     w, c = idp, idp.idp
-    smtp_sink.refuse.add("bounced@example.test")
-    r = await c.post(f"{w.base}/Users", json={"schemas": [USER], "userName": "bounced@example.test"}, headers={"Content-Type": SCIM_JSON})
-    assert r.status_code == 201
+    smtp_sink.refuse.update({"bounced@example.test", "chose@example.test"})
+    for address in ("bounced@example.test", "chose@example.test"):
+        r = await c.post(f"{w.base}/Users", json={"schemas": [USER], "userName": address}, headers={"Content-Type": SCIM_JSON})
+        assert r.status_code == 201
     await mail_queue.drain()
+    # one of them chose a password meanwhile (another way in): no new welcome, and not counted
+    await su.execute("UPDATE app_user SET password_hash = 'chosen' WHERE email = 'chose@example.test'")
     owner = await client_for(w.org.owner)
     page = await owner.get(f"/orgs/{w.org.slug}/scim")
     assert "Welcome emails not delivered" in page.text and "bounced@example.test" in page.text and "refused the recipient" in page.text
     smtp_sink.refuse.clear()
     done = await owner.post(f"/orgs/{w.org.slug}/scim/retry-welcomes")
     assert done.status_code == 303
+    assert "on its way to 1 person" in (await owner.get(done.headers["location"])).text
     await mail_queue.drain()
     [mail] = await smtp_sink.wait_for(1)
     assert mail["To"] == "bounced@example.test" and "/reset-password/" in mail.as_string()
