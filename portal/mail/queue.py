@@ -30,20 +30,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
 from typing import Any, Awaitable, Callable
 from uuid import UUID
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from portal import clock, mail
+from portal import clock, mail, sealing
 from portal.config import get_settings
 from portal.db import engine as db
 from portal.jobs import PollingWorker
@@ -62,19 +57,12 @@ KEEP_FINISHED = timedelta(days=30)  # sent, cancelled and dead rows are purged a
 _INFO = b"praesidia/mail-outbox/v1"
 
 
-@lru_cache(maxsize=4)
-def _cipher(secret_key: str) -> AESGCM:
-    return AESGCM(HKDF(algorithm=hashes.SHA256(), length=32, salt=b"praesidia-portal", info=_INFO).derive(secret_key.encode()))
-
-
 def _seal(body: dict[str, Any], mail_id: UUID) -> bytes:
-    body = json.dumps(body).encode()
-    nonce = os.urandom(12)
-    return nonce + _cipher(get_settings().secret_key).encrypt(nonce, body, mail_id.bytes)
+    return sealing.seal(json.dumps(body).encode(), info=_INFO, aad=mail_id.bytes)
 
 
 def _open(sealed: bytes, mail_id: UUID) -> dict[str, Any]:
-    return json.loads(_cipher(get_settings().secret_key).decrypt(sealed[:12], sealed[12:], mail_id.bytes))
+    return json.loads(sealing.open_sealed(sealed, info=_INFO, aad=mail_id.bytes))
 
 
 # -- queueing (inside the caller's transaction) --------------------------------------------------

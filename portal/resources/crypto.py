@@ -11,30 +11,18 @@ rotation.
 from __future__ import annotations
 
 import base64
-import os
-from functools import lru_cache
 from uuid import UUID
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from portal.config import get_settings
+from portal.sealing import open_sealed, seal
 
 VERSION = "v1"
 _INFO = b"praesidia/connection-secret/v1"
-_SALT = b"praesidia-portal"
 
 
 class SecretError(ValueError):
     """A stored secret that cannot be decrypted (wrong key, wrong row, tampered)."""
-
-
-@lru_cache(maxsize=4)
-def _cipher(secret_key: str) -> AESGCM:
-    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=_SALT, info=_INFO).derive(secret_key.encode())
-    return AESGCM(key)
 
 
 def _aad(org_id: UUID, connection_id: UUID) -> bytes:
@@ -42,9 +30,8 @@ def _aad(org_id: UUID, connection_id: UUID) -> bytes:
 
 
 def encrypt(plaintext: str, *, org_id: UUID, connection_id: UUID) -> str:
-    nonce = os.urandom(12)
-    sealed = _cipher(get_settings().secret_key).encrypt(nonce, plaintext.encode(), _aad(org_id, connection_id))
-    return f"{VERSION}.{base64.urlsafe_b64encode(nonce + sealed).decode()}"
+    sealed = seal(plaintext.encode(), info=_INFO, aad=_aad(org_id, connection_id))
+    return f"{VERSION}.{base64.urlsafe_b64encode(sealed).decode()}"
 
 
 def decrypt(stored: str, *, org_id: UUID, connection_id: UUID) -> str:
@@ -52,8 +39,7 @@ def decrypt(stored: str, *, org_id: UUID, connection_id: UUID) -> str:
     if version != VERSION:
         raise SecretError("unknown secret format")
     try:
-        raw = base64.urlsafe_b64decode(body.encode())
-        opened = _cipher(get_settings().secret_key).decrypt(raw[:12], raw[12:], _aad(org_id, connection_id))
+        opened = open_sealed(base64.urlsafe_b64decode(body.encode()), info=_INFO, aad=_aad(org_id, connection_id))
     except (InvalidTag, ValueError) as exc:
         raise SecretError("secret does not decrypt for this connection") from exc
     return opened.decode()

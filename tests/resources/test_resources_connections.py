@@ -84,13 +84,13 @@ async def test_the_secret_never_leaves_the_server(setup, su, make_member, client
 
 
 def test_ciphertexts_differ_each_time_and_depend_on_the_key(monkeypatch):
-    from portal import config
+    from portal import config, sealing
 
     ids = {"org_id": uuid.uuid4(), "connection_id": uuid.uuid4()}
     a, b = crypto.encrypt("same", **ids), crypto.encrypt("same", **ids)
     assert a != b and crypto.decrypt(a, **ids) == crypto.decrypt(b, **ids) == "same"
     other = config.get_settings().__class__(**{**config.get_settings().__dict__, "secret_key": "another-secret-key-0123456789"})
-    monkeypatch.setattr(crypto, "get_settings", lambda: other)
+    monkeypatch.setattr(sealing, "get_settings", lambda: other)
     with pytest.raises(crypto.SecretError):
         crypto.decrypt(a, **ids)
     with pytest.raises(crypto.SecretError):
