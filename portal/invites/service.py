@@ -286,6 +286,8 @@ async def retry_mail(ctx: OrgContext, invite_id: UUID) -> str:
     """Put a pending invite's undelivered mail back in the outbox: the same link, sent again."""
     row = await _pending_row(ctx, invite_id, lock=True)
     roles.require_within(ctx, roles.of_row(row), "retry this invite's email")
+    if row["expires_at"] <= clock.now():  # its link is dead: only a new one helps
+        raise Conflict(f"The invite to {row['email']} has expired, so its link no longer works. Resend it for a new link.")
     mail_id = await ctx.scope.fetchval(
         "SELECT id FROM mail_outbox WHERE org_id = {org} AND ref_id = $1 ORDER BY created_at DESC LIMIT 1", invite_id
     )

@@ -158,6 +158,23 @@ async def test_a_refused_address_is_dead_lettered_and_the_owner_can_retry(app, m
     assert again.status_code == 409
 
 
+async def test_an_expired_invite_s_dead_letter_offers_resend_not_retry(app, make_org, client_for, su, smtp_sink):
+    """Retry sends the same link: for an invite that has expired meanwhile that link is dead, so
+    the page offers only Resend and a retry posted anyway is refused, sending nothing."""
+    org = await make_org()
+    owner = await client_for(org.owner)
+    smtp_sink.refuse.add("late@example.test")
+    await send_invite(owner, org, "late@example.test")
+    invite_id = await su.fetchval("SELECT id FROM invite WHERE org_id = $1", org.id)
+    await su.execute("UPDATE invite SET created_at = now() - interval '8 days', expires_at = now() - interval '1 day' WHERE id = $1", invite_id)
+    body = text_of(await owner.get(f"/orgs/{org.slug}/invites"))
+    assert "Not delivered" in body and "Resend to try again" in body and "Retry the email to late@example.test" not in body
+    smtp_sink.refuse.clear()
+    r = await owner.post(f"/orgs/{org.slug}/invites/{invite_id}/retry-mail")
+    assert r.status_code == 409 and "expired" in text_of(r)
+    assert await su.fetchval("SELECT status FROM mail_outbox WHERE org_id = $1", org.id) == "dead"
+
+
 async def test_after_the_last_attempt_the_mail_is_dead(app, make_org, client_for, su):
     org = await make_org()
     owner = await client_for(org.owner)
