@@ -267,3 +267,32 @@ async def test_revoking_or_replacing_an_invite_drops_its_unsent_mail(app, make_o
     assert message["To"] == "replaced@example.test"
     new_id = await su.fetchval("SELECT replaced_by FROM invite WHERE id = $1", replaced)
     assert message["Message-ID"].startswith(f"<{await su.fetchval('SELECT id FROM mail_outbox WHERE ref_id = $1', new_id)}@")
+
+
+async def test_the_mail_worker_mode_reads_the_queue_deletes_only_finished_mail_and_nothing_else(database, make_org, client_for, su, smtp_sink):
+    """``app.mail_worker``, the one cross-org way into ``mail_outbox`` (the worker's discovery and
+    purge, the metrics' counts): as the app role with no org, it reads the queue, may delete only
+    finished mail, changes none, opens no other tenant table, and ends with its transaction."""
+    import asyncpg
+
+    org = await make_org()
+    owner = await client_for(org.owner)
+    smtp_sink.refuse.update({"first@example.test", "second@example.test"})
+    for address in ("first@example.test", "second@example.test"):
+        await send_invite(owner, org, address)
+    dead, waiting = [r["id"] for r in await su.fetch("SELECT id FROM mail_outbox WHERE org_id = $1 ORDER BY recipient", org.id)]
+    await su.execute("UPDATE mail_outbox SET status = 'queued', run_after = now() + interval '1 hour' WHERE id = $1", waiting)
+    conn = await asyncpg.connect(database.app_url)  # the app role, no org set
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM mail_outbox WHERE org_id = $1", org.id) == 0
+        async with conn.transaction():
+            await conn.execute("SELECT set_config('app.mail_worker', 'on', true)")
+            assert await conn.fetchval("SELECT count(*) FROM mail_outbox WHERE org_id = $1", org.id) == 2
+            assert await conn.fetchval("SELECT count(*) FROM invite WHERE org_id = $1", org.id) == 0
+            assert await conn.execute("UPDATE mail_outbox SET status = 'cancelled' WHERE org_id = $1", org.id) == "UPDATE 0"
+            assert await conn.execute("DELETE FROM mail_outbox WHERE id = $1", waiting) == "DELETE 0"
+            assert await conn.execute("DELETE FROM mail_outbox WHERE id = $1", dead) == "DELETE 1"
+        assert await conn.fetchval("SELECT count(*) FROM mail_outbox WHERE org_id = $1", org.id) == 0  # gone with the transaction
+    finally:
+        await conn.close()
+    assert [r["status"] for r in await su.fetch("SELECT status FROM mail_outbox WHERE org_id = $1", org.id)] == ["queued"]
