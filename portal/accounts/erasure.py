@@ -36,6 +36,7 @@ from portal.audit.actions import Action
 from portal.config import get_settings
 from portal.db import engine as db
 from portal.errors import Conflict, Invalid
+from portal.members import service as members
 from portal.records import iso, json_value
 from portal.tenancy import scope as tenancy
 
@@ -140,9 +141,11 @@ async def delete_account(user_id: UUID, email: str, password: str, ip: str) -> d
     return {"orgs_left": left, **json_value(counts)}
 
 
+@members.race_safe  # a lock cycle or timeout with a change in one of the orgs: a 409, nothing left
 async def _leave_every_org(user_id: UUID, ip: str) -> list[str]:
     """End each membership as a departure: the org row, then the membership (the order every
-    member change takes), deleted and recorded as ``member.left`` in that org. One transaction."""
+    member change takes), deleted and recorded as ``member.left`` in that org, as a member's own
+    leaving is. One transaction."""
     left = []
     async with db.transaction(user_id=user_id) as conn:
         account = await conn.fetchrow("SELECT email, name FROM app_user WHERE id = $1", user_id)
@@ -151,16 +154,16 @@ async def _leave_every_org(user_id: UUID, ip: str) -> list[str]:
         for m in await conn.fetch(_MEMBERSHIPS, user_id):
             scope = await tenancy.enter(m["org_id"])
             await conn.execute("SELECT 1 FROM organization WHERE id = $1 FOR NO KEY UPDATE", m["org_id"])
-            role = await scope.fetchval("SELECT role FROM membership WHERE org_id = {org} AND id = $1 FOR UPDATE", m["id"])
-            if role is None:
+            member = await members.lock_membership(scope, m["id"])
+            if member is None:
                 continue  # removed meanwhile
-            if role == "owner":  # made owner since the check above
+            if member["role"] == "owner":  # made owner since the check above
                 raise OwnsOrgs([{"slug": m["slug"], "name": m["name"]}])
             await scope.execute("DELETE FROM membership WHERE org_id = {org} AND id = $1", m["id"])
             await audit.record_as(
                 scope, actor_id=user_id, actor_email=account["email"], ip=ip, action=Action.MEMBER_LEFT,
                 target=("membership", m["id"], f"{account['name']} <{account['email']}>"),
-                before={"role": role, "user_id": str(user_id), "email": account["email"], "reason": "account deleted"},
+                before={**members.who_left(member), "reason": "account deleted"},
             )
             left.append(m["slug"])
     return left

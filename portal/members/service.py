@@ -80,7 +80,7 @@ async def _checkpoint(name: str) -> None:
         await checkpoint_hook(name)
 
 
-def _race_safe(fn):
+def race_safe(fn):
     """Lock cycles and unique violations become a 409, never a 500."""
 
     @functools.wraps(fn)
@@ -297,13 +297,13 @@ def _check_target(ctx: OrgContext, target: dict, action: str) -> None:
 
 
 async def _lock_member(ctx: OrgContext, member_id: UUID, message: str | None = None) -> dict:
-    row = await ctx.scope.fetchrow(_LOCK, member_id)
+    row = await lock_membership(ctx.scope, member_id)
     if row is None:
         raise NotFound(message) if message else NotFound()
-    return dict(row)
+    return row
 
 
-@_race_safe
+@race_safe
 async def change_role(ctx: OrgContext, member_id: UUID, raw_role: str) -> tuple[dict, bool]:
     """Give a non-owner member another non-owner role. Returns (member after, changed?)."""
     _require(ctx, Perm.MANAGE_MEMBERS)
@@ -335,18 +335,24 @@ async def change_role(ctx: OrgContext, member_id: UUID, raw_role: str) -> tuple[
     }, True
 
 
+async def lock_membership(scope: Any, member_id: UUID) -> dict | None:
+    """A membership of the scope's org with its person and role, locked (None: there is none)."""
+    row = await scope.fetchrow(_LOCK, member_id)
+    return dict(row) if row else None
+
+
+def who_left(member: dict) -> dict:
+    """What the audit trail keeps of a membership that ends: its role, its person."""
+    return {**role_fields(roles.of_row(member)), "user_id": str(member["user_id"]), "email": member["email"]}
+
+
 async def _delete_membership(ctx: OrgContext, member: dict, action: Action) -> None:
     """Delete a (locked) membership and record who it was: a removal and a departure alike."""
     await ctx.scope.execute("DELETE FROM membership WHERE org_id = {org} AND id = $1", member["id"])
-    await audit.record(
-        ctx,
-        action,
-        target=("membership", member["id"], _label(member)),
-        before={**role_fields(roles.of_row(member)), "user_id": str(member["user_id"]), "email": member["email"]},
-    )
+    await audit.record(ctx, action, target=("membership", member["id"], _label(member)), before=who_left(member))
 
 
-@_race_safe
+@race_safe
 async def remove_member(ctx: OrgContext, member_id: UUID) -> dict:
     """Remove a non-owner member. Their team memberships go with the row (ON DELETE CASCADE);
     their sessions lose the org on their next request (the membership is read every time)."""
@@ -359,7 +365,7 @@ async def remove_member(ctx: OrgContext, member_id: UUID) -> dict:
     return target
 
 
-@_race_safe
+@race_safe
 async def leave(ctx: OrgContext) -> None:
     """The actor leaves the org. The owner can't: they must transfer ownership first."""
     if ctx.role == Role.OWNER:
@@ -373,7 +379,7 @@ async def leave(ctx: OrgContext) -> None:
 
 
 # -- transfer ----------------------------------------------------------------------------------
-@_race_safe
+@race_safe
 async def transfer_ownership(ctx: OrgContext, member_id: UUID | None, password: str) -> dict:
     """Make another member the owner (``None``: no one was chosen); the current owner becomes
     ``member``. Atomic: both rows change in the request's transaction, or neither."""

@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 
 from portal.accounts.erasure import pseudonym
-from tests.factories import PASSWORD, unique
+from tests.factories import PASSWORD, add_role, unique
 
 
 async def _every_row_mentioning(su, *needles: str) -> dict[str, int]:
@@ -89,6 +89,8 @@ async def test_deletion_leaves_nothing_of_the_person_but_the_pseudonymised_trail
     assert (await owner_c.post(f"/orgs/{c.slug}/invites", {"email": person.email, "role": "member"})).status_code == 303
     assert (await app_client_anonymous(app).post("/forgot-password", {"email": person.email})).status_code in (200, 303)
     assert await _every_row_mentioning(su, person.email)  # the search finds them before
+    auditor = await add_role(su, a.id, name="Auditor")  # in A they now hold a custom role
+    await su.execute("UPDATE membership SET role = 'custom', custom_role_id = $3 WHERE org_id = $1 AND user_id = $2", a.id, person.id, auditor)
 
     r = await mine.post("/account/delete", {"password": PASSWORD})
     assert r.status_code == 303, r.text[:500]
@@ -98,6 +100,9 @@ async def test_deletion_leaves_nothing_of_the_person_but_the_pseudonymised_trail
     alias = pseudonym(person.id)
     left = await su.fetch("SELECT org_id, actor_email, target_label FROM audit_event WHERE action = 'member.left' AND actor_email = $1", alias)
     assert sorted(r["org_id"] for r in left) == sorted([a.id, b.id]) and {r["target_label"] for r in left} == {alias}
+    departed = json.loads(await su.fetchval("SELECT before FROM audit_event WHERE org_id = $1 AND action = 'member.left'", a.id))
+    # the role as any departure records it (its name went with every "*name*" field of an event about them)
+    assert (departed["role"], departed["custom_role_id"]) == ("custom", str(auditor)) and "role_name" in departed
     created = await su.fetchrow("SELECT actor_email, actor_id FROM audit_event WHERE org_id = $1 AND action = 'agent.created'", a.id)
     assert created["actor_email"] == alias and created["actor_id"] == person.id  # still one actor in A's history
     changed = await su.fetchrow("SELECT target_label FROM audit_event WHERE org_id = $1 AND action = 'member.role_changed'", b.id)
