@@ -4,7 +4,8 @@ The mail is a row of the outbox (``portal.mail.queue``), so the invite and its m
 roll back together, and a committed invite is mailed even if the process dies right after. The
 token lives in the sealed message only; revoking or replacing the invite before the mail went
 out cancels it. The outcome lands on the outbox row (the invites page shows it) and on the
-invite: ``last_sent_at`` when sent, ``send_error`` when given up.
+invite: ``last_sent_at`` when sent, ``send_error`` when given up (what the JSON API shows, and
+the invites page once the outbox row is purged).
 """
 
 from __future__ import annotations
@@ -16,6 +17,12 @@ from portal.config import get_settings
 from portal.mail import queue
 from portal.tenancy.permissions import ROLE_LABELS, Role
 from portal.tenancy.scope import TenantScope
+
+queue.on_outcome(
+    "invite",
+    sent="UPDATE invite SET last_sent_at = $2, send_error = NULL WHERE org_id = {org} AND id = $1",
+    dead="UPDATE invite SET send_error = $2 WHERE org_id = {org} AND id = $1",
+)
 
 _FOR_MAIL = """
 SELECT i.email, i.role, r.name AS role_name, i.expires_at, o.name AS org_name, u.name AS inviter_name,

@@ -33,7 +33,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, NamedTuple
 from uuid import UUID
 
 from cryptography.exceptions import InvalidTag
@@ -67,15 +67,24 @@ def _open(sealed: bytes, mail_id: UUID) -> dict[str, Any]:
 
 # -- queueing (inside the caller's transaction) --------------------------------------------------
 
-_INSERT = """
-INSERT INTO mail_outbox (id, org_id, kind, ref_id, recipient, subject, payload, run_after, created_at)
-VALUES ($1, {org}, $2, $3, $4, $5, $6, $7, $7)
-"""
+class _Statement(NamedTuple):
+    """One statement on an org's mail (``mail_outbox``, through the org's scope) and on a
+    person's mail outside any org (``account_mail``, a global table)."""
+
+    org: str
+    person: str
 
 
-def _account(sql: str) -> str:
-    """The same statement on ``account_mail``: a person's mail outside any org (a global table)."""
-    return sql.replace("mail_outbox", "account_mail").replace("org_id = {org} AND ", "").replace("org_id, ", "").replace("{org}, ", "")
+def _on_both(sql: str) -> _Statement:
+    """``sql`` with ``{table}`` and ``{key}`` (the row's key, compared with ``= $1``) for each table."""
+    return _Statement(sql.format(table="mail_outbox", key="org_id = {org} AND id"), sql.format(table="account_mail", key="id"))
+
+
+_COLUMNS = "kind, ref_id, recipient, subject, payload, run_after, created_at"
+_INSERT = _Statement(
+    f"INSERT INTO mail_outbox (id, org_id, {_COLUMNS}) VALUES ($1, {{org}}, $2, $3, $4, $5, $6, $7, $7)",
+    f"INSERT INTO account_mail (id, {_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+)
 
 
 async def enqueue(message: mail.Mail, *, scope: TenantScope | None = None, ref_id: UUID | None = None) -> UUID:
@@ -100,9 +109,9 @@ async def _insert(kind: str, recipient: str, subject: str, body: dict, scope: Te
     now = clock.now()
     args = (mail_id, kind, ref_id, recipient[:320], mail.message.one_line(subject, 300), _seal(body, mail_id), now)
     if scope is not None:
-        await scope.execute(_INSERT, *args)
+        await scope.execute(_INSERT.org, *args)
     else:
-        await db.current_connection().execute(_account(_INSERT), *args)
+        await db.current_connection().execute(_INSERT.person, *args)
     return mail_id
 
 
@@ -154,29 +163,29 @@ _DUE = (
     "WHERE (status = 'queued' AND run_after <= $1) OR (status = 'sending' AND lease_until < $1) "
     "ORDER BY run_after LIMIT $2"
 )
-# Each statement names one row of an org's mail (``{org}``); ``_account`` makes the same statement
-# on a person's mail.
-_CLAIM = """
-UPDATE mail_outbox SET status = 'sending', attempts = attempts + 1, lease_until = $2
-WHERE id = (SELECT id FROM mail_outbox
-            WHERE org_id = {org} AND id = $1
+# Each statement names one mail row by its key.
+_CLAIM = _on_both("""
+UPDATE {table} SET status = 'sending', attempts = attempts + 1, lease_until = $2
+WHERE {key} = $1 AND id = (SELECT id FROM {table}
+            WHERE {key} = $1
               AND ((status = 'queued' AND run_after <= $3) OR (status = 'sending' AND lease_until < $3))
             FOR UPDATE SKIP LOCKED)
 RETURNING id, kind, ref_id, recipient, subject, payload, attempts, attempt_limit
-"""
-_SENT = """
-UPDATE mail_outbox SET status = 'sent', payload = NULL, sent_at = $3, lease_until = NULL, last_error = NULL
-WHERE org_id = {org} AND id = $1 AND status = 'sending' AND attempts = $2 RETURNING ref_id
-"""
-_AGAIN = """
-UPDATE mail_outbox SET status = $3, run_after = $4, lease_until = NULL, last_error = $5,
+""")
+_SENT = _on_both("""
+UPDATE {table} SET status = 'sent', payload = NULL, sent_at = $3, lease_until = NULL, last_error = NULL
+WHERE {key} = $1 AND status = 'sending' AND attempts = $2 RETURNING ref_id
+""")
+_AGAIN = _on_both("""
+UPDATE {table} SET status = $3, run_after = $4, lease_until = NULL, last_error = $5,
        payload = CASE WHEN $6 THEN NULL ELSE payload END
-WHERE org_id = {org} AND id = $1 AND status = 'sending' AND attempts = $2 RETURNING ref_id
-"""
-_PURGE = (
-    "DELETE FROM mail_outbox "  # unscoped: finished rows across orgs (the worker's purge policy)
-    # (org_id, id): the key; id alone uses no index. For account_mail, _account makes it (id).
-    "WHERE (org_id, id) IN (SELECT org_id, id FROM mail_outbox WHERE status IN ('sent', 'cancelled', 'dead') AND created_at < $1 LIMIT 1000)"
+WHERE {key} = $1 AND status = 'sending' AND attempts = $2 RETURNING ref_id
+""")
+_FINISHED = "status IN ('sent', 'cancelled', 'dead') AND created_at < $1 LIMIT 1000"
+_PURGE = _Statement(
+    # unscoped: finished rows across orgs (the worker's purge policy), by their key (org_id, id)
+    f"DELETE FROM mail_outbox WHERE (org_id, id) IN (SELECT org_id, id FROM mail_outbox WHERE {_FINISHED})",
+    f"DELETE FROM account_mail WHERE id IN (SELECT id FROM account_mail WHERE {_FINISHED})",
 )
 
 
@@ -201,27 +210,30 @@ def backoff(attempt: int) -> timedelta:
     return min(get_settings().mail_retry_base * (2 ** (attempt - 1)), MAX_BACKOFF)
 
 
-async def _on_row(org_id: UUID | None, sql: str, *args: Any, then: tuple[str, tuple] | None = None):
+async def _on_row(org_id: UUID | None, sql: _Statement, *args: Any, then: tuple[str, tuple] | None = None):
     """One statement on one mail row, in a short transaction of its own: through the org's scope
     for an org's mail, on ``account_mail`` for a person's. ``then``: a statement on the org's own
     tables in the same transaction, run if the first one matched (an invite's delivery outcome)."""
     async with db.transaction() as conn:
         if org_id is None:
-            return await conn.fetchrow(_account(sql), *args)
+            return await conn.fetchrow(sql.person, *args)
         scope = await tenancy.enter(org_id)
-        row = await scope.fetchrow(sql, *args)
+        row = await scope.fetchrow(sql.org, *args)
         if row is not None and then is not None:
             await scope.execute(then[0], *then[1])
         return row
 
 
-# What else a kind's outcome updates, in the same transaction (invites: the row the API shows).
-_AFTER_SENT: dict[str, str] = {
-    "invite": "UPDATE invite SET last_sent_at = $2, send_error = NULL WHERE org_id = {org} AND id = $1",
-}
-_AFTER_DEAD: dict[str, str] = {
-    "invite": "UPDATE invite SET send_error = $2 WHERE org_id = {org} AND id = $1",
-}
+# What else an org mail's outcome updates, by kind, in the same transaction (``on_outcome``).
+_AFTER_SENT: dict[str, str] = {}
+_AFTER_DEAD: dict[str, str] = {}
+
+
+def on_outcome(kind: str, *, sent: str, dead: str) -> None:
+    """Register what an org's ``kind`` mail's outcome also updates, in the transaction that records
+    it: ``sent`` with ($1 the mail's ref_id, $2 when), ``dead`` with ($1 ref_id, $2 the reason);
+    statements on the org's tables (``{org}``)."""
+    _AFTER_SENT[kind], _AFTER_DEAD[kind] = sent, dead
 
 
 async def _due(now: datetime, limit: int) -> list[tuple[UUID, UUID | None]]:
@@ -330,8 +342,9 @@ async def purge(now: datetime | None = None) -> int:
     before = (now or clock.now()) - KEEP_FINISHED
     async with db.transaction() as conn:
         await conn.execute(WORKER_MODE)
-        purged = int((await conn.execute(_PURGE, before)).split()[-1])
-        purged += int((await conn.execute(_account(_PURGE), before)).split()[-1])
+        purged = 0
+        for sql in _PURGE:
+            purged += int((await conn.execute(sql, before)).split()[-1])
     return purged
 
 
