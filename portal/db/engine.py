@@ -114,48 +114,23 @@ _DOWN = (
     ConnectionError,  # refused, reset, broken pipe
 )
 
-_UNREACHABLE = {errno.ECONNREFUSED, errno.ECONNRESET, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ETIMEDOUT}
-
-# asyncpg's InterfaceError on a pooled connection the server dropped.
-_CLOSED = ("connection is closed", "connection was closed")
-# "Another operation is in progress" by itself is a programming error (two queries at once on one
-# connection): down only if the connection is known to be gone (see ``_busy_because_lost``).
-_BUSY = "another operation"
-# ... except in this form: asyncpg's protocol was still discarding a message the server sent
-# between operations (state 2, ERROR_CONSUME) when the next one began. PostgreSQL sends an error
-# between operations only as it ends the session (shutdown, terminated backend, idle timeout).
-_SERVER_ENDED = "another operation (2) is in progress"
-_CONNECTION_LOST = "_portal_connection_lost"  # set by transaction()/connection() on their exception
+_UNREACHABLE = {errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ETIMEDOUT}  # refused and reset are ConnectionErrors
+# asyncpg's own errors ("connection is closed", "another operation is in progress", a protocol
+# state it cannot leave): the database is down when the connection they happened on is gone, a
+# programming error otherwise.
+_ASYNCPG_CLIENT_ERRORS = (asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError)
+_CONNECTION_LOST = "_portal_connection_lost"  # noted on such an error by transaction()/connection()
 
 
 def database_down(exc: BaseException) -> bool:
     """Whether ``exc`` says the database is unreachable right now (a 503, not a 500)."""
     if isinstance(exc, _DOWN) or (isinstance(exc, OSError) and exc.errno in _UNREACHABLE):
         return True
-    if isinstance(exc, (asyncpg.DataError, asyncpg.ClientConfigurationError)):
-        return False  # client-side: a value asyncpg cannot encode, a bad setting
-    if isinstance(exc, asyncpg.InterfaceError) and any(words in str(exc) for words in _CLOSED):
-        return True
-    if isinstance(exc, (asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError)) and _BUSY in str(exc):
-        return _SERVER_ENDED in str(exc) or _busy_because_lost(exc)
+    if isinstance(exc, _ASYNCPG_CLIENT_ERRORS) and not isinstance(exc, (asyncpg.DataError, asyncpg.ClientConfigurationError)):
+        # noted as it left the transaction, or (a handler inside the transaction) its connection now
+        tx = _engine.current_transaction.get() if _engine is not None else None
+        return getattr(exc, _CONNECTION_LOST, False) or (tx is not None and _closed(_raw_connection(tx.connection)))
     return False
-
-
-def _busy_because_lost(exc: BaseException) -> bool:
-    """Whether the connection a "busy" error happened on is known to be gone: noted on it by
-    ``transaction()``/``connection()``, the error raised while handling the loss, or the open
-    transaction's connection closed (an error handled inside the transaction, by the handler's)."""
-    if getattr(exc, _CONNECTION_LOST, False):
-        return True
-    seen: set[int] = set()
-    cause = exc.__cause__ or exc.__context__
-    while cause is not None and id(cause) not in seen:
-        seen.add(id(cause))
-        if isinstance(cause, _DOWN) or (isinstance(cause, asyncpg.InterfaceError) and any(w in str(cause) for w in _CLOSED)):
-            return True
-        cause = cause.__cause__ or cause.__context__
-    tx = _engine.current_transaction.get() if _engine is not None else None
-    return tx is not None and _closed(_raw_connection(tx.connection))
 
 
 def _closed(conn: Any) -> bool:
@@ -166,8 +141,8 @@ def _closed(conn: Any) -> bool:
 
 
 def _mark_if_closed(exc: BaseException, conn: Any) -> None:
-    """Note on a "busy" asyncpg error that the connection it happened on is closed (``database_down``)."""
-    if conn is not None and _BUSY in str(exc) and _closed(conn):
+    """Note on an asyncpg client error that the connection it happened on is closed (``database_down``)."""
+    if conn is not None and _closed(conn):
         setattr(exc, _CONNECTION_LOST, True)
 
 
@@ -175,9 +150,6 @@ def _raw_connection(conn: Any) -> Any:
     """The asyncpg connection behind a pool's proxy: it can still be asked ``is_closed()`` after
     the proxy is released back to the pool."""
     return getattr(conn, "_con", None) or conn
-
-
-_ASYNCPG_CLIENT_ERRORS = (asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError)
 
 
 def engine() -> PostgresEngine:

@@ -440,30 +440,33 @@ async def test_only_a_lost_connection_counts_as_the_database_being_down(database
 
     lost = asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation")
     assert database_down(lost)
-    assert database_down(asyncpg.InterfaceError("cannot perform operation: connection is closed"))
     assert database_down(asyncpg.exceptions.CannotConnectNowError("the database system is starting up"))
     assert database_down(asyncpg.exceptions.TooManyConnectionsError("too many clients"))
     assert database_down(ConnectionRefusedError(111, "Connection refused"))
     assert database_down(OSError(104, "Connection reset by peer"))
-    busy = asyncpg.InterfaceError("cannot perform operation: another operation is in progress")
-    busy.__context__ = lost  # raised while rolling back on the connection the server dropped
-    assert database_down(busy)
-    # The server's last word (FATAL: terminating connection) arrived between two queries: asyncpg
-    # was still discarding it (protocol state 2) when the next query began. Seen in the restart test.
-    assert database_down(asyncpg.exceptions.InternalClientError("cannot switch to state 12; another operation (2) is in progress"))
-    assert not database_down(asyncpg.exceptions.InternalClientError("cannot switch to state 12; another operation (15) is in progress"))
 
 
-async def test_a_query_on_a_closed_connection_in_a_transaction_is_the_database_being_down(app):
-    """The transaction notes on asyncpg's error that its connection is gone (terminated here as a
-    server restart would), so even "another operation is in progress" maps to 503."""
+async def test_asyncpg_s_own_error_on_a_closed_connection_is_the_database_being_down(app):
+    """asyncpg's client errors ("connection is closed", "another operation is in progress", a
+    protocol state it cannot leave) say the database is down exactly when their connection is
+    gone (terminated here, as a server restart does): while the transaction is open (a handler
+    inside it) and once it has left it (noted on the error)."""
+    import asyncpg
+
     from portal.db import engine as db
 
+    busy = asyncpg.exceptions.InternalClientError("cannot switch to state 12; another operation (2) is in progress")
     with pytest.raises(Exception) as raised:
         async with db.transaction() as conn:
+            assert not db.database_down(busy)  # on a live connection: a programming error, a 500
             db._raw_connection(conn).terminate()
-            await conn.fetchval("SELECT 1")
+            try:
+                await conn.fetchval("SELECT 1")
+            except Exception as inside:
+                assert db.database_down(inside) and db.database_down(busy), repr(inside)
+                raise
     assert db.database_down(raised.value), repr(raised.value)
+    assert not db.database_down(busy)  # the same error, with no closed connection behind it
 
 
 def test_make_bench_keeps_the_soak_figures_and_make_soak_adds_to_them():
