@@ -80,10 +80,11 @@ def _on_both(sql: str) -> _Statement:
     return _Statement(sql.format(table="mail_outbox", key="org_id = {org} AND id"), sql.format(table="account_mail", key="id"))
 
 
-_COLUMNS = "kind, ref_id, recipient, subject, payload, run_after, created_at"
 _INSERT = _Statement(
-    f"INSERT INTO mail_outbox (id, org_id, {_COLUMNS}) VALUES ($1, {{org}}, $2, $3, $4, $5, $6, $7, $7)",
-    f"INSERT INTO account_mail (id, {_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+    "INSERT INTO mail_outbox (id, org_id, kind, ref_id, recipient, subject, payload, run_after, created_at) "
+    "VALUES ($1, {org}, $2, $3, $4, $5, $6, $7, $7)",
+    "INSERT INTO account_mail (id, kind, ref_id, recipient, subject, payload, run_after, created_at) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
 )
 
 
@@ -182,9 +183,8 @@ UPDATE {table} SET status = $3, run_after = $4, lease_until = NULL, last_error =
 WHERE {key} = $1 AND status = 'sending' AND attempts = $2 RETURNING ref_id
 """)
 _FINISHED = "status IN ('sent', 'cancelled', 'dead') AND created_at < $1 LIMIT 1000"
-_PURGE = _Statement(
-    # unscoped: finished rows across orgs (the worker's purge policy), by their key (org_id, id)
-    f"DELETE FROM mail_outbox WHERE (org_id, id) IN (SELECT org_id, id FROM mail_outbox WHERE {_FINISHED})",
+_PURGE = _Statement(  # finished rows across orgs (the worker's purge policy), by their key (org_id, id)
+    f"DELETE FROM mail_outbox WHERE (org_id, id) IN (SELECT org_id, id FROM mail_outbox WHERE {_FINISHED})",  # unscoped: purge
     f"DELETE FROM account_mail WHERE id IN (SELECT id FROM account_mail WHERE {_FINISHED})",
 )
 

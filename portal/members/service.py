@@ -36,7 +36,6 @@ from uuid import UUID
 
 import asyncpg
 
-from portal.accounts import service as accounts
 from portal.audit import service as audit
 from portal.audit.actions import Action
 from portal.db import engine as db
@@ -51,7 +50,6 @@ log = logging.getLogger("portal.members")
 
 PAGE_SIZE = 50
 TRANSFER_CANDIDATES = 50
-REAUTH_MAX_FAILURES = accounts.MAX_FAILURES_PER_PAIR
 
 MEMBER_GONE = "That person is not a member of this organization (any more). Reload the page to see the current members."
 CONCURRENT = (

@@ -27,7 +27,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from portal.members.service import REAUTH_MAX_FAILURES
+from portal.accounts.service import MAX_FAILURES_PER_PAIR as REAUTH_MAX_FAILURES
 from portal.tenancy.permissions import BUILT_IN_CHOICES, MATRIX, Role
 from tests.factories import NON_OWNER, PASSWORD, assert_member_count_exact, membership_id
 
