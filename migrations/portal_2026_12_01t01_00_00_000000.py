@@ -31,9 +31,6 @@ VERSION = "1.38.0"
 DESCRIPTION = "erase_person: a deleted account's data, pseudonymised or deleted"
 
 _ERASING = "current_setting('app.erasing', true) = 'on'"
-# The address as a regular expression: every character but letters, digits, @, _, % and - escaped
-# with a backslash (PostgreSQL: "\\" is a backslash in the replacement, "\1" the character).
-_ESCAPED_EMAIL = r"regexp_replace(v_email, '([^a-z0-9@_%-])', '\\\1', 'g')"
 
 _POLICIES = [  # (table, commands)
     ("audit_event", ("SELECT", "UPDATE")),
@@ -112,8 +109,7 @@ BEGIN
     IF EXISTS (SELECT 1 FROM membership WHERE user_id = p_user) THEN
         RAISE EXCEPTION 'erase_person: the person still belongs to an organization' USING ERRCODE = 'object_in_use';
     END IF;
-    v_tail := '<' || v_email || '>';
-    -- the address, as a whole token (not inside a longer address)
+    v_tail := '<' || v_email || '>';  -- (v_email_re is set by 2026-12-01T05, which fixed its omission here)
     -- Rows only this person's email or id can select, matched before anything is rewritten.
     WITH about AS (
         SELECT id,
